@@ -1,0 +1,1 @@
+"""Graph emulator fixtures (filled in by the emulator work)."""
