@@ -1,0 +1,144 @@
+"""Routing shared by every Graph area: werkzeug rules matched on the raw (still percent-encoded)
+path, so ids containing `/`, `+` or `=` survive; request ids; per-endpoint request counts;
+middleware ("guards") for throttling and fault injection; Graph's error envelope."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from devtools.graph_emulator.errors import GraphError, error_response
+from devtools.graph_emulator.state import World
+
+log = logging.getLogger("graph_emulator")
+
+Handler = Callable[["Ctx"], Response]
+
+
+@dataclass
+class Ctx:
+    """One request as an area handler sees it."""
+    request: Request
+    world: World
+    params: dict[str, str]
+    rule: str
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    caller: Any = None  # set by identity.authorize
+    # Set by $batch for its inner requests, so guards can tell them apart.
+    in_batch: bool = False
+
+    @property
+    def client_request_id(self) -> str | None:
+        return self.request.headers.get("client-request-id")
+
+    def json(self) -> Any:
+        """The JSON body, or a Graph-style 400 naming the problem."""
+        raw = self.request.get_data(cache=True)
+        if not raw:
+            raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise GraphError(400, "BadRequest", f"Unable to read JSON request payload: {exc}") from None
+
+    def prefer(self, name: str) -> str | None:
+        """Value of one `Prefer` preference (headers may repeat or be comma-separated)."""
+        for header in self.request.headers.getlist("Prefer"):
+            for part in header.split(","):
+                key, _, value = part.strip().partition("=")
+                if key.strip().lower() == name.lower():
+                    return value.strip().strip('"') if value else ""
+        return None
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def no_content(status: int = 204) -> Response:
+    return Response(status=status)
+
+
+Guard = Callable[[Ctx, Handler], Response]
+
+
+class EmulatorApp:
+    """WSGI app. Areas call `route()` to add endpoints and `add_guard()` for middleware."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.url_map = Map(strict_slashes=False, merge_slashes=False)
+        self.handlers: dict[str, Handler] = {}
+        self.guards: list[Guard] = []
+
+    def route(self, path: str, methods: list[str], handler: Handler, name: str | None = None) -> None:
+        endpoint = name or f"{','.join(methods)} {path}"
+        if endpoint in self.handlers:
+            raise ValueError(f"duplicate emulator endpoint {endpoint}")
+        self.url_map.add(Rule(path, methods=methods, endpoint=endpoint))
+        self.handlers[endpoint] = handler
+
+    def add_guard(self, guard: Guard) -> None:
+        self.guards.append(guard)
+
+    def dispatch(self, request: Request, in_batch: bool = False) -> Response:
+        raw_path = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+        raw_path = raw_path.split("?", 1)[0]
+        adapter = self.url_map.bind("emulator", path_info=raw_path, url_scheme="https")
+        request_id = str(uuid.uuid4())
+        client_request_id = request.headers.get("client-request-id")
+        try:
+            endpoint, params = adapter.match(method=request.method)
+        except NotFound:
+            err = GraphError(400, "BadRequest", f"Resource not found for the segment '{raw_path}'.") \
+                if raw_path.startswith("/v1.0/") else GraphError(404, "NotFound", f"No route {raw_path}")
+            self.world.request_counts[f"{request.method} <unknown>"] += 1
+            return self._finish(error_response(err, request_id, client_request_id), request_id)
+        except MethodNotAllowed:
+            err = GraphError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed for '{raw_path}'.")
+            return self._finish(error_response(err, request_id, client_request_id), request_id)
+        params = {k: unquote(v) if isinstance(v, str) else v for k, v in params.items()}
+        self.world.request_counts[endpoint] += 1
+        ctx = Ctx(request=request, world=self.world, params=params, rule=endpoint,
+                  request_id=request_id, in_batch=in_batch)
+        handler = self.handlers[endpoint]
+
+        def call(c: Ctx) -> Response:
+            try:
+                return handler(c)
+            except GraphError as err:
+                return error_response(err, c.request_id, c.client_request_id)
+
+        chain: Handler = call
+        for guard in reversed(self.guards):
+            chain = (lambda g, nxt: (lambda c: g(c, nxt)))(guard, chain)
+        try:
+            response = chain(ctx)
+        except GraphError as err:
+            response = error_response(err, request_id, client_request_id)
+        except Exception:  # noqa: BLE001 - an emulator bug must still answer like a server would
+            log.exception("emulator handler failed: %s", endpoint)
+            response = error_response(GraphError(500, "InternalServerError", "Emulator failure."),
+                                      request_id, client_request_id)
+        return self._finish(response, request_id, client_request_id)
+
+    @staticmethod
+    def _finish(response: Response, request_id: str, client_request_id: str | None = None) -> Response:
+        response.headers.setdefault("request-id", request_id)
+        response.headers.setdefault("client-request-id", client_request_id or request_id)
+        return response
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        response = self.dispatch(request)
+        return response(environ, start_response)

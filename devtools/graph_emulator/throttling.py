@@ -1,0 +1,5 @@
+"""(in progress)"""
+
+
+def register(app):
+    """Adds this area's routes and guards."""

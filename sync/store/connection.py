@@ -1,0 +1,57 @@
+"""Where the Storage account is and how to reach it: a connection string (Azurite, keys)
+or an identity-based connection (`AzureWebJobsStorage__accountName` / `__tableServiceUri` /
+`__queueServiceUri`) authenticated with azure-identity's DefaultAzureCredential."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    connection_string: str | None = None
+    account_name: str | None = None
+    table_service_uri: str | None = None
+    queue_service_uri: str | None = None
+
+    def table_endpoint(self) -> str:
+        if self.table_service_uri:
+            return self.table_service_uri.rstrip("/")
+        if self.account_name:
+            return f"https://{self.account_name}.table.core.windows.net"
+        raise ValueError("no table endpoint: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")
+
+    def queue_endpoint(self) -> str:
+        if self.queue_service_uri:
+            return self.queue_service_uri.rstrip("/")
+        if self.account_name:
+            return f"https://{self.account_name}.queue.core.windows.net"
+        raise ValueError("no queue endpoint: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")
+
+    @property
+    def uses_identity(self) -> bool:
+        return not self.connection_string
+
+
+def _credential():
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def table_service(location: StorageLocation, credential=None):
+    """A TableServiceClient for the location (one per process is enough; it pools connections)."""
+    from azure.data.tables import TableServiceClient
+
+    if location.connection_string:
+        return TableServiceClient.from_connection_string(location.connection_string)
+    return TableServiceClient(endpoint=location.table_endpoint(), credential=credential or _credential())
+
+
+def queue_service(location: StorageLocation, credential=None):
+    """A QueueServiceClient whose messages are base64 text, the Functions host's default encoding."""
+    from azure.storage.queue import BinaryBase64DecodePolicy, QueueServiceClient, TextBase64EncodePolicy
+
+    kwargs = dict(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
+    if location.connection_string:
+        return QueueServiceClient.from_connection_string(location.connection_string, **kwargs)
+    return QueueServiceClient(account_url=location.queue_endpoint(), credential=credential or _credential(), **kwargs)
