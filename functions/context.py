@@ -1,0 +1,88 @@
+"""Composition root: turns the app settings into the shared objects every function uses.
+
+Functions call these accessors instead of building clients, so one worker process validates
+its settings once and reuses one connection pool per service across invocations. Everything
+is built on first use, never at import, so importing the app needs no network.
+
+function_app.py calls `settings()` while the app is imported; a bad setting therefore stops
+the app from loading at all (see function_app.py for why). Tests call `reset()` after changing
+the environment.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, TypeVar
+
+from sync.health import Probe, probe_table_service
+from sync.settings import Settings, load_settings
+from sync.store import connection
+
+T = TypeVar("T")
+
+_lock = threading.RLock()
+_shared: dict[str, Any] = {}
+
+# Loggers of this app's packages follow LOG_LEVEL; the Azure SDK stays at WARNING unless
+# debugging, because its request logs at INFO would drown everything else.
+_APP_LOGGERS = ("functions", "sync", "graph")
+
+
+def _once(name: str, build: Callable[[], T]) -> T:
+    with _lock:
+        if name not in _shared:
+            _shared[name] = build()
+        return _shared[name]
+
+
+def settings() -> Settings:
+    """The validated settings, read from the environment once; raises SettingsError if invalid."""
+    return _once("settings", _load_and_apply_settings)
+
+
+def azure_credential():
+    """One DefaultAzureCredential for identity-based storage, so its token cache is shared."""
+    def build():
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+
+    return _once("azure_credential", build)
+
+
+def table_service():
+    """The shared azure.data.tables TableServiceClient."""
+    return _once("table_service", lambda: connection.table_service(settings().storage, credential=_storage_credential()))
+
+
+def queue_service():
+    """The shared azure.storage.queue QueueServiceClient (base64 messages, as the host expects)."""
+    return _once("queue_service", lambda: connection.queue_service(settings().storage, credential=_storage_credential()))
+
+
+def health_probes() -> dict[str, Probe]:
+    """What the health endpoint checks, by the name it reports."""
+    return {"storage": lambda: probe_table_service(table_service())}
+
+
+def reset() -> None:
+    """Forget settings and clients (closing them), so the next use reads the environment again."""
+    with _lock:
+        built = list(_shared.values())
+        _shared.clear()
+    for item in built:
+        close = getattr(item, "close", None)
+        if callable(close):
+            close()
+
+
+def _storage_credential():
+    return azure_credential() if settings().storage.uses_identity else None
+
+
+def _load_and_apply_settings() -> Settings:
+    loaded = load_settings()
+    for name in _APP_LOGGERS:
+        logging.getLogger(name).setLevel(loaded.log_level)
+    logging.getLogger("azure").setLevel("DEBUG" if loaded.log_level == "DEBUG" else "WARNING")
+    return loaded
