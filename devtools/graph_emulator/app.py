@@ -102,13 +102,13 @@ class EmulatorApp:
         except NotFound:
             err = GraphError(400, "BadRequest", f"Resource not found for the segment '{raw_path}'.") \
                 if raw_path.startswith("/v1.0/") else GraphError(404, "NotFound", f"No route {raw_path}")
-            self.world.request_counts[f"{request.method} <unknown>"] += 1
+            self._count(f"{request.method} <unknown>")
             return self._finish(error_response(err, request_id, client_request_id), request_id)
         except MethodNotAllowed:
             err = GraphError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed for '{raw_path}'.")
             return self._finish(error_response(err, request_id, client_request_id), request_id)
         params = {k: unquote(v) if isinstance(v, str) else v for k, v in params.items()}
-        self.world.request_counts[endpoint] += 1
+        self._count(endpoint)
         ctx = Ctx(request=request, world=self.world, params=params, rule=endpoint,
                   request_id=request_id, in_batch=in_batch)
         handler = self.handlers[endpoint]
@@ -131,6 +131,11 @@ class EmulatorApp:
             response = error_response(GraphError(500, "InternalServerError", "Emulator failure."),
                                       request_id, client_request_id)
         return self._finish(response, request_id, client_request_id)
+
+    def _count(self, endpoint: str) -> None:
+        # `counter[key] += 1` is a read then a write: concurrent requests could lose counts.
+        with self.world.lock:
+            self.world.request_counts[endpoint] += 1
 
     @staticmethod
     def _finish(response: Response, request_id: str, client_request_id: str | None = None) -> Response:

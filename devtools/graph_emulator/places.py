@@ -1,5 +1,171 @@
-"""(in progress)"""
+"""Rooms as Graph places: `GET /places/microsoft.graph.room` and `GET /places/{id | emailAddress}`.
+
+Documented behaviour (place-list, room resource): Place.Read.All; default page 100 with `$top`,
+`$skip`, `$select`, `$filter`, `$count`; rooms hidden from the address list are not listed; the
+`id` is mutable (clients should key on `emailAddress` or the stable `placeId`).
+Room properties the tenant model does not hold (tags, accessibility, devices...) live in the
+"places" area and can be set through the control API.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from werkzeug.wrappers import Response
+
+from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response
+from devtools.graph_emulator.errors import GraphError
+from devtools.graph_emulator.identity import PLACES_READ, authorize
+from devtools.graph_emulator.state import Room, Tenant, World, new_guid
+from devtools.graph_emulator.users import parse_select, query_string
+
+ROOM_TYPE = "#microsoft.graph.room"
+DEFAULT_PAGE = 100
+# Extra room properties (Graph names) with their value when nothing was set.
+EXTRA_DEFAULTS: dict[str, Any] = {
+    "address": None, "geoCoordinates": None, "phone": None, "label": None, "floorLabel": None,
+    "isWheelChairAccessible": False, "tags": [], "audioDeviceName": None, "videoDeviceName": None,
+    "displayDeviceName": None, "parentId": None,
+}
+ROOM_PROPERTIES = ("id", "placeId", "emailAddress", "displayName", "nickname", "capacity", "building",
+                   "floorNumber", "bookingType", *EXTRA_DEFAULTS)
+_CANONICAL = {name.lower(): name for name in ROOM_PROPERTIES}
 
 
-def register(app):
-    """Adds this area's routes and guards."""
+def extras(tenant: Tenant, room: Room) -> dict[str, Any]:
+    """The settable extra properties of one room (kept per place id, which survives id changes)."""
+    return tenant.area("places", dict).setdefault(room.place_id, {})
+
+
+def set_extras(world: World, tenant: Tenant, room: Room, values: dict[str, Any]) -> None:
+    unknown = set(values) - set(EXTRA_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown room properties {sorted(unknown)}; settable: {sorted(EXTRA_DEFAULTS)}")
+    with world.lock:
+        extras(tenant, room).update(values)
+
+
+def rotate_room_id(world: World, room: Room) -> str:
+    """Gives the room a new place `id`, as mailbox or tenant changes do (placeId stays)."""
+    with world.lock:
+        room.id = new_guid()
+    return room.id
+
+
+def room_properties(tenant: Tenant, room: Room) -> dict[str, Any]:
+    values = {
+        "id": room.id, "placeId": room.place_id, "emailAddress": room.email, "displayName": room.display_name,
+        "nickname": room.display_name, "capacity": room.capacity, "building": room.building,
+        "floorNumber": room.floor_number, "bookingType": room.booking_type,
+    }
+    own = extras(tenant, room)
+    for name, default in EXTRA_DEFAULTS.items():
+        values[name] = own.get(name, list(default) if isinstance(default, list) else default)
+    if values["floorLabel"] is None and room.floor_number is not None:
+        values["floorLabel"] = str(room.floor_number)
+    return values
+
+
+def render_room(tenant: Tenant, room: Room, select: tuple[str, ...] | None) -> dict[str, Any]:
+    values = room_properties(tenant, room)
+    body: dict[str, Any] = {"@odata.type": ROOM_TYPE}
+    names = select or ROOM_PROPERTIES
+    body.update({name: values[name] for name in names})
+    return body
+
+
+_EQ = re.compile(r"^\(?\s*(\w+)\s+eq\s+(?:'((?:[^']|'')*)'|(-?\d+))\s*\)?$", re.I)
+
+
+def compile_room_filter(tenant: Tenant, text: str | None) -> Callable[[Room], bool] | None:
+    """`eq` clauses joined by `and` on emailAddress, building, displayName, floorNumber,
+    capacity or bookingType; other filters are refused with a 400 that names them."""
+    if text is None or not text.strip():
+        return None
+    tests = []
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.I):
+        match = _EQ.match(clause)
+        name = _CANONICAL.get(match.group(1).lower()) if match else None
+        if name not in {"emailAddress", "building", "displayName", "floorNumber", "capacity", "bookingType"}:
+            raise GraphError(400, "ErrorInvalidUrlQueryFilter",
+                             f"The query filter clause '{clause}' is not supported.")
+        text_value, number = match.group(2), match.group(3)
+        wanted: Any = text_value.replace("''", "'").lower() if text_value is not None else int(number)
+        tests.append((name, wanted))
+
+    def matches(room: Room) -> bool:
+        values = room_properties(tenant, room)
+        for name, wanted in tests:
+            value = values[name]
+            if isinstance(wanted, str):
+                if (value if isinstance(value, str) else str(value or "")).lower() != wanted:
+                    return False
+            elif value != wanted:
+                return False
+        return True
+    return matches
+
+
+def _int_arg(ctx: Ctx, name: str, default: int, minimum: int) -> int:
+    raw = ctx.request.args.get(f"${name}", ctx.request.args.get(name))
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise GraphError(400, "ErrorInvalidUrlQuery", f"The value '{raw}' of ${name} is invalid.")
+    return value
+
+
+def list_rooms(ctx: Ctx) -> Response:
+    authorize(ctx, PLACES_READ)
+    tenant = ctx.caller.tenant
+    args = ctx.request.args
+    select = parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+    top = _int_arg(ctx, "top", DEFAULT_PAGE, 1)
+    skip = _int_arg(ctx, "skip", 0, 0)
+    count_wanted = (args.get("$count") or "").lower() == "true"
+    with ctx.world.lock:
+        matches = compile_room_filter(tenant, args.get("$filter", args.get("filter")))
+        visible = sorted((r for r in tenant.rooms.values() if not r.hidden_from_gal), key=lambda r: r.email.lower())
+        if matches:
+            visible = [r for r in visible if matches(r)]
+        page = visible[skip:skip + top]
+        body: dict[str, Any] = {"@odata.context": f"{ctx.world.base_url}/v1.0/$metadata#places/microsoft.graph.room"}
+        if count_wanted:
+            body["@odata.count"] = len(visible)
+        body["value"] = [render_room(tenant, r, select) for r in page]
+    if skip + top < len(visible):
+        pairs = [(k, v) for k, v in args.items(multi=True) if k.lstrip("$").lower() not in ("skip", "top")]
+        pairs += [("$top", str(top)), ("$skip", str(skip + top))]
+        body["@odata.nextLink"] = f"{ctx.world.base_url}/v1.0/places/microsoft.graph.room?{query_string(pairs)}"
+    return json_response(body)
+
+
+def find_place(tenant: Tenant, key: str) -> Room | None:
+    room = tenant.find_room(key)
+    if room is None:
+        room = next((r for r in tenant.rooms.values() if key in (r.id, r.place_id)), None)
+    return room
+
+
+def get_place(ctx: Ctx) -> Response:
+    authorize(ctx, PLACES_READ)
+    tenant = ctx.caller.tenant
+    args = ctx.request.args
+    select = parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+    key = ctx.params["place"]
+    with ctx.world.lock:
+        room = find_place(tenant, key)
+        if room is None:
+            raise GraphError(404, "ErrorItemNotFound", f"The place '{key}' was not found.")
+        body = {"@odata.context": f"{ctx.world.base_url}/v1.0/$metadata#places/$entity",
+                **render_room(tenant, room, select)}
+    return json_response(body)
+
+
+def register(app: EmulatorApp) -> None:
+    app.route("/v1.0/places/microsoft.graph.room", ["GET"], list_rooms, name="places.rooms")
+    app.route("/v1.0/places/<place>", ["GET"], get_place, name="places.get")
