@@ -86,6 +86,8 @@ class RoomSettings:
     allow_conflicts: bool = False
     allow_recurring_meetings: bool = True
     booking_window_in_days: int = 180
+    # Recurring requests running past the booking window are declined (Exchange default $true).
+    enforce_scheduling_horizon: bool = True
     maximum_duration_in_minutes: int = 1440
     remove_canceled_meetings: bool = False
 
