@@ -31,7 +31,7 @@ check: setup
 
 bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in bench/[a-z]*.py; do $(PY) -m bench.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
