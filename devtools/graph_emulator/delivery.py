@@ -150,8 +150,9 @@ class DeliveryService:
                                         dict(item), due, next(self._seq)))
 
     def queue_lifecycle(self, sub: Subscription, event: str, variant: str | None = None, kick: bool = True) -> bool:
-        """Queues a lifecycle event for a subscription that has a lifecycleNotificationUrl."""
-        if not sub.lifecycle_url:
+        """Queues a lifecycle event for a subscription that has a lifecycleNotificationUrl and can
+        receive that event (users subscriptions get no `missed` or `subscriptionRemoved`)."""
+        if not sub.lifecycle_url or not sub.receives_lifecycle_event(event):
             return False
         settings = notification_settings(self.world)
         with self.world.lock:

@@ -11,7 +11,10 @@
 | calendar.get             | GET `calendar` (the primary calendar)                               |
 
 Reads need Calendars.Read (or ReadWrite/ReadBasic), writes Calendars.ReadWrite
-(403 ErrorAccessDenied otherwise). Calendar behaviour lives in `calendar_service`, `booking`
+(403 ErrorAccessDenied otherwise). `GET events/{seriesMasterId}?$select=cancelledOccurrences`
+lists the cancelled occurrences as `OID.{seriesMasterId}.{local date}`; `proposedNewTime` is
+taken by decline and tentativelyAccept only, with sendResponse true and an event that allows new
+time proposals (400 otherwise). Calendar behaviour lives in `calendar_service`, `booking`
 and `calendar_delta`; the control routes acting as Outlook users are in `meetings_control`.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_cont
 from devtools.graph_emulator.calendar_service import CalendarService, Mailbox
 from devtools.graph_emulator.calendar_store import expand
 from devtools.graph_emulator.errors import GraphError
-from devtools.graph_emulator.event_model import render, select
+from devtools.graph_emulator.event_model import StoredEvent, render, select
 from devtools.graph_emulator.event_query import collection, parse_query, render_options, window
 from devtools.graph_emulator.identity import CALENDAR_READ, CALENDAR_WRITE, authorize
 from devtools.graph_emulator.state import Tenant
@@ -138,6 +141,14 @@ def create_event(ctx: Ctx) -> Response:
     return finish()
 
 
+def _cancelled_occurrences(master: StoredEvent) -> list[str]:
+    """`OID.{seriesMasterId}.{occurrence start date}`, the date read in the series' zone (event
+    resource: occurrenceId / cancelledOccurrences)."""
+    zone = master.series_zone
+    days = sorted({start.astimezone(zone).date() for start in master.cancelled_starts})
+    return [f"OID.{master.id}.{day.isoformat()}" for day in days]
+
+
 def get_event(ctx: Ctx) -> Response:
     tenant, mailbox = _mailbox(ctx)
     query = parse_query(ctx)
@@ -146,6 +157,11 @@ def get_event(ctx: Ctx) -> Response:
         svc = service(ctx)
         found = svc.find(svc.box(tenant, mailbox), _event_id(ctx))
         body = select(render(found.event, options), query.select)
+        # Graph returns cancelledOccurrences "only on $select in a Get operation which specifies
+        # the ID of a series master event" (event resource), never in lists or full reads.
+        wanted = {name.lower() for name in query.select or ()}
+        if "cancelledoccurrences" in wanted and found.master is None and found.event.kind == "seriesMaster":
+            body["cancelledOccurrences"] = _cancelled_occurrences(found.event)
     return json_response({"@odata.context": _context_url(ctx, "events/$entity"), **body}, headers=headers)
 
 
@@ -179,8 +195,18 @@ def _respond_action(action: str):
         send = body.get("sendResponse", True)
         if not isinstance(send, bool):
             raise GraphError(400, "RequestBodyRead", "Cannot convert the literal to the expected type 'Edm.Boolean'.")
-        if body.get("proposedNewTime") is not None and (action != "decline" or not send):
-            raise GraphError(400, "ErrorInvalidRequest", "proposedNewTime requires sendResponse to be true.")
+        if body.get("proposedNewTime") is not None:
+            # event-decline / event-tentativelyAccept: 400 when sendResponse is false or the event's
+            # allowNewTimeProposals is false; accept takes no proposedNewTime at all.
+            if action == "accept" or not send:
+                raise GraphError(400, "ErrorInvalidRequest", "proposedNewTime requires sendResponse to be true.")
+            with ctx.world.lock:
+                svc = service(ctx)
+                found = svc.find(svc.box(tenant, mailbox), _event_id(ctx))
+                allowed = (found.master or found.event).options.get("allowNewTimeProposals", True)
+            if not allowed:
+                raise GraphError(400, "ErrorInvalidRequest",
+                                 "The organizer of this meeting doesn't allow new time proposals.")
         service(ctx).respond(tenant, mailbox, _event_id(ctx), action, send_response=send)
         return no_content(202)
     return handler

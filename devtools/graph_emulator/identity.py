@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Response
 
@@ -237,8 +238,17 @@ def openid_configuration(ctx: Ctx) -> Response:
 
 def instance_discovery(ctx: Ctx) -> Response:
     host = ctx.world.base_url.split("://", 1)[-1]
+    # Entra answers with the discovery document of the tenant named in `authorization_endpoint`
+    # (recorded responses: ".../{tenant}/v2.0/.well-known/openid-configuration"); MSAL then fetches
+    # exactly that URL, so a fixed "common" here would fail every app that points its
+    # `instance_discovery` at the emulator.
+    tenant = "common"
+    authorization_endpoint = ctx.request.args.get("authorization_endpoint", "")
+    segments = [s for s in urlsplit(authorization_endpoint).path.split("/") if s]
+    if segments:
+        tenant = segments[0]
     return json_response({
-        "tenant_discovery_endpoint": f"{ctx.world.base_url}/common/v2.0/.well-known/openid-configuration",
+        "tenant_discovery_endpoint": f"{ctx.world.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
         "api-version": "1.1",
         "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
     })

@@ -3,7 +3,8 @@
 
 They go to the subscription's lifecycleNotificationUrl through the delivery outbox. The
 automatic ones (`missed` for lost notifications, `reauthorizationRequired` near expiry) are
-raised by `delivery` itself.
+raised by `delivery` itself. As documented, users subscriptions only ever get
+`reauthorizationRequired`; asking for `missed` or `subscriptionRemoved` on one is a 400 here.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def send_lifecycle_event(world: World, tenant: Tenant, sub: Subscription, event:
     if not sub.lifecycle_url:
         raise bad_request(f"subscription {sub.id} has no lifecycleNotificationUrl; Graph would not send "
                           "lifecycle events for it")
+    if not sub.receives_lifecycle_event(event):
+        raise bad_request(f"Graph does not send {event} for {sub.target.kind} subscriptions (only for Outlook "
+                          "resources)")
     delivery_service(world).queue_lifecycle(sub, event, variant)
     if event == "subscriptionRemoved":
         with world.lock:

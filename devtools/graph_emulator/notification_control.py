@@ -8,7 +8,7 @@ like the rest of `/_control/`). `<tenant>` values accept a tenant id or domain.
 | PATCH | /_control/subscriptions/<id> | `{"expires_at": ISO}` or `{"expires_in_seconds": n}`, no lifetime rules -> view (404 afterwards if now past) |
 | POST | /_control/subscriptions/<id>/expire | -> 204; gone from then on (Graph answers 404) |
 | DELETE | /_control/subscriptions/<id> | `?notify=true&variant=organizationId` -> 204; notify sends subscriptionRemoved |
-| POST | /_control/subscriptions/<id>/lifecycle | `{"lifecycle_event": "reauthorizationRequired"/"subscriptionRemoved"/"missed", "variant"?: "tenantId"/"organizationId"}` -> 202 |
+| POST | /_control/subscriptions/<id>/lifecycle | `{"lifecycle_event": "reauthorizationRequired"/"subscriptionRemoved"/"missed", "variant"?: "tenantId"/"organizationId"}` -> 202 (users subscriptions: reauthorizationRequired only, else 400) |
 | GET | /_control/notifications/settings | -> settings (timeouts, backoff, limits, quotas, allow_insecure_loopback, delivery_ca...) |
 | PATCH | /_control/notifications/settings | any subset of the settings -> settings |
 | GET | /_control/deliveries/switches | `?tenant=` -> `{"overrides": {scope: {...}}, "effective": {...}}` |

@@ -19,6 +19,10 @@ EVENTS = "events"
 USERS = "users"
 CHANGE_TYPES = ("created", "updated", "deleted")
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# change-notifications-lifecycle-events: reauthorizationRequired is sent for every resource, but
+# subscriptionRemoved and missed only for Outlook resources (message, event, contact): a users
+# subscription never receives them.
+LIFECYCLE_EVENTS_BY_KIND = {EVENTS: LIFECYCLE_EVENTS, USERS: ("reauthorizationRequired",)}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class Subscription:
 
     def is_active(self, now: datetime) -> bool:
         return self.expires_at > now
+
+    def receives_lifecycle_event(self, event: str) -> bool:
+        return event in LIFECYCLE_EVENTS_BY_KIND.get(self.target.kind, LIFECYCLE_EVENTS)
 
     def watches(self, change: Change, user_id: str | None) -> bool:
         """Same kind, same mailbox/user (or all users), and the change type was asked for.
