@@ -11,9 +11,12 @@ importing this module, to print that line and exit with status 2 instead of a tr
 """
 import azure.functions as func
 
-from functions import context, health
+from functions import api, context, health, timers, workers
 
 context.settings()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(api.bp)
+app.register_functions(workers.bp)
+app.register_functions(timers.bp)

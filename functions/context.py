@@ -65,6 +65,87 @@ def health_probes() -> dict[str, Probe]:
     return {"storage": lambda: probe_table_service(table_service())}
 
 
+def store():
+    """One Store (tables opened once, shared counters) over the shared table service."""
+    from sync.store import Store
+
+    return _once("store", lambda: Store(table_service()))
+
+
+def graph_access():
+    """Builds Graph clients for integrations from the settings and the secret key."""
+    def build():
+        from sync.credentials import GraphAccess, graph_config
+        from sync.secret_box import SecretBox
+
+        return GraphAccess(graph_config(settings()), SecretBox(settings().secret_encryption_key))
+
+    return _once("graph_access", build)
+
+
+def sync_requester():
+    """Puts user-sync requests on their queue."""
+    def build():
+        from sync.events_out import QueuePublisher
+        from sync.users import USER_SYNC_QUEUE, SyncRequester
+
+        return SyncRequester(QueuePublisher(queue_service(), USER_SYNC_QUEUE))
+
+    return _once("sync_requester", build)
+
+
+def integration_service():
+    """The integrations service behind the REST API."""
+    def build():
+        from sync.integrations import IntegrationService
+        from sync.store.integrations_repo import IntegrationsRepo
+        from sync.store.syncstate_repo import SyncStateRepo
+        from sync.store.users_repo import UsersRepo
+
+        return IntegrationService(
+            integrations=IntegrationsRepo(store()), syncstate=SyncStateRepo(store()), users=UsersRepo(store()),
+            access=graph_access(), requester=sync_requester(),
+            default_max_share=settings().user_sync_max_deactivation_share)
+
+    return _once("integration_service", build)
+
+
+def user_sync():
+    """Runs user syncs (the user-sync queue worker)."""
+    def build():
+        from sync.events_out import USER_EVENTS_QUEUE, QueuePublisher, UserEventPublisher
+        from sync.store.integrations_repo import IntegrationsRepo
+        from sync.store.syncstate_repo import SyncStateRepo
+        from sync.store.users_repo import UsersRepo
+        from sync.users import UserSync
+
+        return UserSync(
+            integrations=IntegrationsRepo(store()), users=UsersRepo(store()), syncstate=SyncStateRepo(store()),
+            access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
+            default_max_share=settings().user_sync_max_deactivation_share)
+
+    return _once("user_sync", build)
+
+
+def user_listing():
+    def build():
+        from sync.store.users_repo import UsersRepo
+        from sync.users import UserListing
+
+        return UserListing(UsersRepo(store()))
+
+    return _once("user_listing", build)
+
+
+def integrations_repo():
+    def build():
+        from sync.store.integrations_repo import IntegrationsRepo
+
+        return IntegrationsRepo(store())
+
+    return _once("integrations_repo", build)
+
+
 def reset() -> None:
     """Forget settings and clients (closing them), so the next use reads the environment again."""
     with _lock:

@@ -48,10 +48,22 @@ def table_service(location: StorageLocation, credential=None):
 
 
 def queue_service(location: StorageLocation, credential=None):
-    """A QueueServiceClient whose messages are base64 text, the Functions host's default encoding."""
-    from azure.storage.queue import BinaryBase64DecodePolicy, QueueServiceClient, TextBase64EncodePolicy
+    """A QueueServiceClient; get queue clients through `queue_client()` so messages are base64."""
+    from azure.storage.queue import QueueServiceClient
 
-    kwargs = dict(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
     if location.connection_string:
-        return QueueServiceClient.from_connection_string(location.connection_string, **kwargs)
-    return QueueServiceClient(account_url=location.queue_endpoint(), credential=credential or _credential(), **kwargs)
+        return QueueServiceClient.from_connection_string(location.connection_string)
+    return QueueServiceClient(account_url=location.queue_endpoint(), credential=credential or _credential())
+
+
+def queue_client(service, queue_name: str):
+    """A QueueClient whose messages are base64 text, the Functions host's default encoding.
+
+    QueueServiceClient.get_queue_client does not pass its own encode policy down, so the policy
+    is given here, once, for every producer and consumer of the app.
+    """
+    from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+
+    return service.get_queue_client(
+        queue_name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy()
+    )

@@ -1,0 +1,142 @@
+"""REST API for admins: integrations (connect, list, change, remove, status, sync users) and the
+people synced from them. Function-level key (the app's default auth level).
+
+| Method | Route (under /api) | Body -> answer |
+|---|---|---|
+| POST | integrations | `{"domains": [..] or "domain", "tenant_id", "client_id", "client_secret", "client_secret_expires_at"?, "options"?: {"max_deactivation_share"}}` -> 201 integration + `initial_user_sync: {run_id, queued}` |
+| GET | integrations | -> `{"value": [integration...]}` |
+| GET | integrations/{id} | -> integration |
+| PATCH | integrations/{id} | any of `client_secret`, `client_secret_expires_at`, `options` -> integration (+ `resumed_user_sync` when a parked one resumes) |
+| DELETE | integrations/{id} | -> 204 (assets unsubscribed first, then the integration, its sync state and its people) |
+| GET | integrations/{id}/status | -> status, reason, users counts, last run (counts, cost), last error, guard, warnings |
+| POST | integrations/{id}/sync-users[?force=true] | -> 202 `{run_id, force, status_url}`; 409 while parked |
+| GET | users[?integration_id&active&page_size&continuation] | -> `{"value": [user...], "continuation": token or null}` |
+
+Each function parses its input, calls one service (sync.integrations, sync.users) and shapes
+the answer: JSON, with errors as {"error": {"code", "message", "field"?...}} and the status
+the service chose. Unexpected failures answer 500 without details (they are in the logs).
+An integration is never shown with its client secret.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+import azure.functions as func
+
+from functions import context
+from sync.validation import Problem, flag, parse_json_object, reject_unknown_params
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+_JSON_HEADERS = {"Cache-Control": "no-store"}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json",
+                             headers={**_JSON_HEADERS, **(headers or {})})
+
+
+def _answer(req: func.HttpRequest, action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
+    """Runs the action; refusals become their JSON error, anything else a bare 500."""
+    try:
+        return action()
+    except Problem as problem:
+        log.info("%s %s refused: %d %s%s", req.method, _route(req), problem.status, problem.code,
+                 f" ({problem.field})" if problem.field else "")
+        return _json(problem.as_body(), problem.status)
+    except Exception:
+        log.exception("%s %s failed", req.method, _route(req))
+        return _json({"error": {"code": "internal_error", "message": "the request failed; see the logs"}}, 500)
+
+
+def _route(req: func.HttpRequest) -> str:
+    """The path without the query string (which may carry the function key)."""
+    return req.url.split("?", 1)[0].split("://", 1)[-1].partition("/")[2]
+
+
+def _body(req: func.HttpRequest) -> dict[str, Any]:
+    return parse_json_object(req.get_body())
+
+
+def _no_params(req: func.HttpRequest) -> None:
+    reject_unknown_params(req.params, frozenset())
+
+
+@bp.function_name("integrations_create")
+@bp.route(route="integrations", methods=["POST"])
+def create_integration(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        view = context.integration_service().create(_body(req))
+        return _json(view, 201, {"Location": f"/api/integrations/{view['id']}"})
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_list")
+@bp.route(route="integrations", methods=["GET"])
+def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        return _json({"value": context.integration_service().list()})
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_get")
+@bp.route(route="integrations/{integration_id}", methods=["GET"])
+def get_integration(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        return _json(context.integration_service().get(req.route_params.get("integration_id")))
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_update")
+@bp.route(route="integrations/{integration_id}", methods=["PATCH"])
+def update_integration(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        return _json(context.integration_service().update(req.route_params.get("integration_id"), _body(req)))
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_delete")
+@bp.route(route="integrations/{integration_id}", methods=["DELETE"])
+def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        context.integration_service().delete(req.route_params.get("integration_id"))
+        return func.HttpResponse(status_code=204, headers=_JSON_HEADERS)
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_status")
+@bp.route(route="integrations/{integration_id}/status", methods=["GET"])
+def integration_status(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        _no_params(req)
+        return _json(context.integration_service().status(req.route_params.get("integration_id")))
+    return _answer(req, act)
+
+
+@bp.function_name("integrations_sync_users")
+@bp.route(route="integrations/{integration_id}/sync-users", methods=["POST"])
+def sync_users(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        reject_unknown_params(req.params, frozenset({"force"}))
+        force = bool(flag("force", req.params.get("force")))
+        accepted = context.integration_service().request_user_sync(req.route_params.get("integration_id"),
+                                                                   force=force)
+        return _json(accepted, 202, {"Location": f"/api/{accepted['status_url']}"})
+    return _answer(req, act)
+
+
+@bp.function_name("users_list")
+@bp.route(route="users", methods=["GET"])
+def list_users(req: func.HttpRequest) -> func.HttpResponse:
+    def act() -> func.HttpResponse:
+        return _json(context.user_listing().page(dict(req.params)))
+    return _answer(req, act)

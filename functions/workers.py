@@ -1,0 +1,32 @@
+"""Queue-triggered workers. `user-sync`: one message = one user sync of one integration.
+
+A message that is not a valid request is refused with an exception, so after the host's
+retries it lands in the poison queue with its text intact. Parked integrations, the guard and
+unknown integrations end normally (the outcome is in the status and the logs); only failures
+worth retrying (Graph or Entra unavailable, throttling, storage trouble) raise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from functions import context
+from sync.users import USER_SYNC_QUEUE, SyncRequest
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+
+@bp.function_name("user_sync_worker")
+@bp.queue_trigger(arg_name="message", queue_name=USER_SYNC_QUEUE, connection="AzureWebJobsStorage")
+def user_sync_worker(message: func.QueueMessage) -> None:
+    try:
+        request = SyncRequest.from_message(json.loads(message.get_body()))
+    except (ValueError, UnicodeDecodeError) as problem:
+        log.error("user-sync message %s refused: %s", message.id, problem)
+        raise ValueError(f"invalid user-sync message: {problem}") from None
+    report = context.user_sync().run(request)
+    log.info("user sync %s for integration %s: %s", report.run_id, report.integration_id, report.outcome)

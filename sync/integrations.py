@@ -1,0 +1,260 @@
+"""Connecting, changing and removing customer tenants (the "integrations" of the REST API).
+
+Credentials are tried before anything is stored: a token is fetched with them and the
+permissions it grants are read. Only then is the integration written, with its secret sealed
+to its id, and its first user sync requested. A parked integration (credentials_invalid)
+comes back to life when a working secret is saved. Answers never contain the secret.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from graph import TokenError, TokenServiceUnavailable
+from sync import validation
+from sync.credentials import GrantedAccess, GraphAccess, PermissionMissing, secret_expiry_warnings, token_error_code
+from sync.model import ACTIVE, CREDENTIALS_INVALID, Integration, IntegrationOptions, iso_utc
+from sync.store.errors import ConflictError
+from sync.store.integrations_repo import IntegrationsRepo
+from sync.store.syncstate_repo import SyncStateRepo
+from sync.store.users_repo import UsersRepo
+from sync.users import CLEANUP, INITIAL, MANUAL, RESUMED, SyncRequester
+from sync.validation import UNSET, Problem
+
+log = logging.getLogger(__name__)
+
+UnsubscribeAssets = Callable[[Integration], int]
+
+# Up to this many people are removed while the DELETE request waits (about 40 transactions).
+INLINE_PURGE_LIMIT = 2000
+
+
+def no_assets_to_unsubscribe(integration: Integration) -> int:
+    """Until assets exist (a later issue plugs its step in here), an integration has none."""
+    return 0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class IntegrationService:
+    def __init__(self, *, integrations: IntegrationsRepo, syncstate: SyncStateRepo, users: UsersRepo,
+                 access: GraphAccess, requester: SyncRequester, default_max_share: float,
+                 unsubscribe_assets: UnsubscribeAssets = no_assets_to_unsubscribe,
+                 clock: Callable[[], datetime] = _utcnow,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self.integrations = integrations
+        self.syncstate = syncstate
+        self.users = users
+        self.access = access
+        self.requester = requester
+        self.default_max_share = default_max_share
+        self.unsubscribe_assets = unsubscribe_assets
+        self.clock = clock
+        self.new_id = new_id
+
+    # ---- create ------------------------------------------------------------------------------
+
+    def create(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        draft = validation.new_integration(data, now)
+        self._refuse_duplicates(draft.tenant_id, draft.domains)
+        granted = self._try_credentials(draft.tenant_id, draft.client_id, draft.client_secret)
+        integration_id = self.new_id()
+        integration = Integration(
+            id=integration_id, domains=draft.domains, tenant_id=draft.tenant_id, client_id=draft.client_id,
+            sealed_secret=self.access.seal(draft.client_secret, integration_id),
+            secret_expires_at=draft.secret_expires_at, status=ACTIVE, status_reason=None, status_changed_at=now,
+            mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
+            options=IntegrationOptions(**draft.options), created_at=now, activated_at=now, updated_at=now)
+        integration = self.integrations.insert(integration)
+        log.info("integration %s created for tenant %s (%s, domains %s)", integration.id, integration.tenant_id,
+                 integration.mode, ", ".join(integration.domains))
+        view = integration_view(integration, now)
+        view["initial_user_sync"] = self._request_sync(integration.id, INITIAL)
+        return view
+
+    def _refuse_duplicates(self, tenant_id: str, domains: tuple[str, ...], ignore: str | None = None) -> None:
+        for other in self.integrations.list():
+            if other.id == ignore:
+                continue
+            if other.tenant_id == tenant_id:
+                raise Problem(409, "duplicate_tenant", f"tenant_id: tenant {tenant_id} is already connected "
+                              f"(integration {other.id}); change that integration instead", field="tenant_id",
+                              details={"integration_id": other.id})
+            shared = sorted(set(domains) & set(other.domains))
+            if shared:
+                raise Problem(409, "duplicate_domain", f"domains: {shared[0]} already belongs to integration "
+                              f"{other.id}", field="domains", details={"integration_id": other.id})
+
+    def _try_credentials(self, tenant_id: str, client_id: str, client_secret: str) -> GrantedAccess:
+        """The credentials as Entra sees them; every refusal becomes an answer an admin can act on."""
+        try:
+            return self.access.check(tenant_id, client_id, client_secret)
+        except PermissionMissing as error:
+            raise Problem(422, "permission_missing", str(error), field="client_id",
+                          details={"missing_permissions": error.missing,
+                                   "granted_permissions": sorted(error.granted)}) from None
+        except TokenServiceUnavailable as error:
+            raise Problem(503, "entra_unavailable", f"the credentials could not be checked: {error}") from None
+        except TokenError as error:
+            field = {"unknown_tenant": "tenant_id", "unknown_application": "client_id"}.get(
+                token_error_code(error), "client_secret")
+            details: dict[str, Any] = {"hint": error.hint}
+            if error.aadsts:
+                details["aadsts"] = error.aadsts
+            if error.correlation_id:
+                details["correlation_id"] = error.correlation_id
+            log.info("credentials refused for tenant %s app %s: %s", tenant_id, client_id,
+                     f"AADSTS{error.aadsts}" if error.aadsts else type(error).__name__)
+            raise Problem(400, token_error_code(error), f"{field}: Entra ID refused the credentials: {error}",
+                          field=field, details=details) from None
+
+    def _request_sync(self, integration_id: str, trigger: str, force: bool = False) -> dict[str, Any]:
+        """Asks for a run; a queue outage must not undo a stored change (the nightly run covers it)."""
+        try:
+            return {"run_id": self.requester.request(integration_id, trigger, force=force), "queued": True}
+        except Exception as error:  # noqa: BLE001 -- reported in the answer, the change stays
+            log.error("could not queue a user sync for integration %s: %s", integration_id, type(error).__name__)
+            return {"run_id": None, "queued": False,
+                    "message": "the sync could not be queued; the nightly run will pick it up"}
+
+    # ---- read ---------------------------------------------------------------------------------
+
+    def get(self, integration_id: str) -> dict[str, Any]:
+        return integration_view(self._load(integration_id), self.clock())
+
+    def list(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [integration_view(i, now) for i in sorted(self.integrations.list(), key=lambda i: i.created_at)]
+
+    def status(self, integration_id: str) -> dict[str, Any]:
+        integration = self._load(integration_id)
+        now = self.clock()
+        state = self.syncstate.get(integration.id)
+        summary = self.users.summary(integration.id)
+        warnings = secret_expiry_warnings(integration.secret_expires_at, now)
+        if state.guard:
+            warnings.append({"code": "user_sync_guard", "message": state.guard.get("reason")})
+        return {
+            "integration_id": integration.id,
+            "status": integration.status,
+            "status_reason": integration.status_reason,
+            "status_changed_at": iso_utc(integration.status_changed_at),
+            "mode": integration.mode,
+            "users": {"active": summary.active, "total": summary.total},
+            "user_sync": {
+                "last_run": state.last_run.as_dict() if state.last_run else None,
+                "last_success_at": iso_utc(state.last_success_at),
+                "last_error": state.last_error,
+                "last_error_at": iso_utc(state.last_error_at),
+                "guard": dict(state.guard) if state.guard else None,
+                "running": bool(state.lease_run_id and state.lease_until and state.lease_until > now),
+                "delta_link_saved_at": iso_utc(state.delta_link_saved_at),
+            },
+            "secret_expires_at": iso_utc(integration.secret_expires_at),
+            "warnings": warnings,
+        }
+
+    def _load(self, integration_id: str) -> Integration:
+        integration = self.integrations.get(validation.integration_id(integration_id))
+        if integration is None:
+            raise Problem(404, "not_found", "no such integration")
+        return integration
+
+    # ---- change -------------------------------------------------------------------------------
+
+    def update(self, integration_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        patch = validation.integration_patch(data, now)
+        integration = self._load(integration_id)
+        resume = False
+        if patch.client_secret is not None:
+            granted = self._try_credentials(integration.tenant_id, integration.client_id, patch.client_secret)
+            integration = replace(integration, sealed_secret=self.access.seal(patch.client_secret, integration.id),
+                                  mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
+                                  secret_expires_at=None if patch.secret_expires_at is UNSET else patch.secret_expires_at)
+            if integration.status == CREDENTIALS_INVALID:
+                integration = integration.with_status(ACTIVE, None, now)
+                resume = True
+        elif patch.secret_expires_at is not UNSET:
+            integration = replace(integration, secret_expires_at=patch.secret_expires_at)
+        if patch.options is not None:
+            merged = {**integration.options.as_dict(), **patch.options}
+            integration = replace(integration, options=IntegrationOptions(**merged))
+        integration = replace(integration, updated_at=now)
+        try:
+            integration = self.integrations.update(integration)
+        except ConflictError:
+            raise Problem(409, "changed_meanwhile", "the integration changed while this request ran; "
+                          "read it again and retry") from None
+        log.info("integration %s updated (%s)", integration.id,
+                 ", ".join(name for name, given in (("secret", patch.client_secret is not None),
+                                                    ("secret expiry", patch.secret_expires_at is not UNSET),
+                                                    ("options", patch.options is not None)) if given))
+        view = integration_view(integration, now)
+        if resume:
+            log.info("integration %s resumed with a working secret", integration.id)
+            view["resumed_user_sync"] = self._request_sync(integration.id, RESUMED)
+        return view
+
+    def request_user_sync(self, integration_id: str, *, force: bool) -> dict[str, Any]:
+        integration = self._load(integration_id)
+        if not integration.is_active:
+            raise Problem(409, integration.status, f"the integration is {integration.status}: "
+                          f"{integration.status_reason or 'no reason recorded'}; replace the client secret "
+                          "(PATCH client_secret) to resume it", details={"status": integration.status})
+        requested = self._request_sync(integration.id, MANUAL, force)
+        if not requested["queued"]:
+            raise Problem(503, "queue_unavailable", "the sync could not be queued; try again shortly")
+        return {"integration_id": integration.id, "run_id": requested["run_id"], "force": force,
+                "status_url": f"integrations/{integration.id}/status"}
+
+    def delete(self, integration_id: str) -> dict[str, Any]:
+        """Unsubscribes the integration's assets first (a failure there keeps everything), then
+        removes the integration, its sync state and its people."""
+        integration = self._load(integration_id)
+        unsubscribed = self.unsubscribe_assets(integration)
+        try:
+            self.integrations.delete(integration)
+        except ConflictError:
+            raise Problem(409, "changed_meanwhile", "the integration changed while this request ran; "
+                          "read it again and retry") from None
+        self.syncstate.delete(integration.id)
+        people = self.users.summary(integration.id).total
+        if people <= INLINE_PURGE_LIMIT:
+            self.users.purge(integration.id)
+            removal = "done"
+        else:
+            # Thousands of rows take longer than an HTTP answer may: the user-sync worker removes
+            # the people of an integration that no longer exists.
+            removal = "queued" if self._request_sync(integration.id, CLEANUP)["queued"] else "nightly"
+        log.info("integration %s deleted (%d assets unsubscribed; removal of %d people %s)",
+                 integration.id, unsubscribed, people, removal)
+        return {"integration_id": integration.id, "assets_unsubscribed": unsubscribed, "people_removal": removal}
+
+
+# ---- what the API shows -------------------------------------------------------------------------
+
+def integration_view(integration: Integration, now: datetime) -> dict[str, Any]:
+    """An integration as the API shows it: everything but the secret."""
+    return {
+        "id": integration.id,
+        "domains": list(integration.domains),
+        "tenant_id": integration.tenant_id,
+        "client_id": integration.client_id,
+        "client_secret_expires_at": iso_utc(integration.secret_expires_at),
+        "status": integration.status,
+        "status_reason": integration.status_reason,
+        "mode": integration.mode,
+        "granted_permissions": list(integration.granted_roles),
+        "options": integration.options.as_dict(),
+        "created_at": iso_utc(integration.created_at),
+        "activated_at": iso_utc(integration.activated_at),
+        "updated_at": iso_utc(integration.updated_at),
+        "warnings": secret_expiry_warnings(integration.secret_expires_at, now),
+    }

@@ -1,0 +1,106 @@
+"""The domain's records: a connected customer tenant (Integration) and a person synced from its
+directory (User). Plain dataclasses with no storage or HTTP knowledge; repositories in
+sync/store/ turn them into table rows and the REST API into JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+# Integration.status
+ACTIVE = "active"
+CREDENTIALS_INVALID = "credentials_invalid"
+PAUSED = "paused"
+INTEGRATION_STATUSES = (ACTIVE, CREDENTIALS_INVALID, PAUSED)
+
+# Integration.mode: what the granted permissions allow (the reference product's two modes).
+USERS_AND_CALENDARS = "users_and_calendars"
+USERS_ONLY = "users_only"
+
+# User.deactivation_reason
+REASON_DISABLED = "disabled"            # accountEnabled false in Entra ID
+REASON_REMOVED = "removed"              # deleted (soft or hard) from the directory
+REASON_OUT_OF_DOMAIN = "out_of_domain"  # UPN and mail moved outside the integration's domains
+REASON_NOT_IN_DIRECTORY = "not_in_directory"  # absent from a full read of the directory
+
+
+@dataclass(frozen=True)
+class IntegrationOptions:
+    """Per-integration overrides of app-wide defaults; None means "use the app setting"."""
+
+    max_deactivation_share: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_deactivation_share": self.max_deactivation_share}
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One customer tenant connected through its own app registration.
+
+    `sealed_secret` is the client secret encrypted with the integration id as associated
+    data (sync/secret_box.py); the plaintext never lives on this object.
+    """
+
+    id: str
+    domains: tuple[str, ...]
+    tenant_id: str
+    client_id: str
+    sealed_secret: str = field(repr=False)
+    secret_expires_at: datetime | None
+    status: str
+    status_reason: str | None
+    status_changed_at: datetime
+    mode: str
+    granted_roles: tuple[str, ...]
+    options: IntegrationOptions
+    created_at: datetime
+    activated_at: datetime | None
+    updated_at: datetime
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    def with_status(self, status: str, reason: str | None, at: datetime) -> "Integration":
+        activated_at = at if status == ACTIVE and self.status != ACTIVE else self.activated_at
+        return replace(self, status=status, status_reason=reason, status_changed_at=at,
+                       activated_at=activated_at, updated_at=at)
+
+
+@dataclass(frozen=True)
+class User:
+    """A person of one integration, as last read from Entra ID, plus whether they may use the
+    platform (`active`). `account_enabled` is the directory's flag; `active` is our decision
+    (enabled, present and inside the integration's domains)."""
+
+    integration_id: str
+    id: str  # the Entra object id
+    email: str | None  # lowercase; mail, else userPrincipalName: what people sign in with here
+    mail: str | None
+    user_principal_name: str | None
+    display_name: str | None
+    given_name: str | None
+    surname: str | None
+    department: str | None
+    job_title: str | None
+    office_location: str | None
+    user_type: str | None
+    account_enabled: bool
+    active: bool
+    deactivated_at: datetime | None
+    deactivation_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def profile(self) -> tuple:
+        """What the directory says about the person: equal profiles mean nothing to write."""
+        return (self.email, self.mail, self.user_principal_name, self.display_name, self.given_name, self.surname,
+                self.department, self.job_title, self.office_location, self.user_type, self.account_enabled)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as the API shows times."""
+    return moment.isoformat().replace("+00:00", "Z") if moment else None

@@ -1,0 +1,370 @@
+"""The `users` table: the people of each integration, kept in one partition per integration so
+everything a sync run writes about one person commits in one entity-group transaction.
+
+Rows of partition `<integration id>` (keys built with sync.store.keys.compose, separator "!"):
+
+| RowKey | row |
+|---|---|
+| `u!<encode_id(Entra object id)>` | the person (profile, account_enabled, active, deactivation) |
+| `e!<encode_id(lowercase email)>` | email index: `UserId` of the person signing in with it |
+| `m!summary` | `ActiveUsers` / `Users`: kept exact in the same transactions as the rows |
+| `o!<event id>` | outbox: a user event committed with its change, deleted once on the queue |
+
+Graph ids and emails are url-safe base64 encoded (reversible, key-safe); a person's rows are
+never split across transactions, so a crash leaves either the old or the new state of each
+person, with an index and counters that agree with it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from sync.model import User
+from sync.store.catalog import Store
+from sync.store.errors import TransactionError
+from sync.store.integrations_repo import utc_moment
+from sync.store.keys import compose, decode_id, encode_id, prefix_range, split
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE
+from sync.user_delta import Action, IndexChanges
+
+TABLE = "users"
+USER = "u"
+EMAIL = "e"
+OUTBOX = "o"
+SUMMARY_ROW = compose("m", "summary")
+
+# Azure Tables allows at most 15 comparisons in one filter: the partition plus 14 row keys.
+ROW_KEYS_PER_QUERY = 14
+# Above this many people to look up, one scan of the partition is cheaper than point queries.
+SCAN_THRESHOLD = 1400
+MAX_OPERATIONS = 100
+
+
+def user_row_key(user_id: str) -> str:
+    return compose(USER, encode_id(user_id))
+
+
+def email_row_key(email: str) -> str:
+    return compose(EMAIL, encode_id(email.lower()))
+
+
+@dataclass(frozen=True)
+class Summary:
+    active: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """A user event committed in the outbox and not yet confirmed on the queue."""
+
+    event_id: str
+    type: str
+    integration_id: str
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    transactions: int
+    events: list[PendingEvent]
+    summary: Summary
+
+
+class UsersRepo:
+    def __init__(self, store: Store, *, new_id=lambda: uuid.uuid4().hex) -> None:
+        self._store = store
+        self._new_id = new_id
+
+    @property
+    def table(self):
+        return self._store.table(TABLE)
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def get(self, integration_id: str, user_id: str) -> User | None:
+        row = self.table.get(integration_id, user_row_key(user_id))
+        return from_entity(row) if row is not None else None
+
+    def get_by_email(self, integration_id: str, email: str) -> User | None:
+        index = self.table.get(integration_id, email_row_key(email))
+        return self.get(integration_id, index["UserId"]) if index is not None else None
+
+    def get_many(self, integration_id: str, user_ids: Iterable[str]) -> dict[str, User]:
+        """The stored people among `user_ids` (missing ones are simply absent)."""
+        wanted = list(dict.fromkeys(user_ids))
+        if len(wanted) > SCAN_THRESHOLD:
+            chosen = set(wanted)
+            return {u.id: u for u in self.all(integration_id) if u.id in chosen}
+        found: dict[str, User] = {}
+        for start in range(0, len(wanted), ROW_KEYS_PER_QUERY):
+            chunk = wanted[start:start + ROW_KEYS_PER_QUERY]
+            parameters = {f"k{n}": user_row_key(user_id) for n, user_id in enumerate(chunk)}
+            query = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
+            for row in self.table.query(query, parameters, partition=integration_id):
+                user = from_entity(row)
+                found[user.id] = user
+        return found
+
+    def all(self, integration_id: str) -> Iterator[User]:
+        low, high = prefix_range(USER)
+        for row in self.table.query("RowKey ge @low and RowKey lt @high", {"low": low, "high": high},
+                                    partition=integration_id):
+            yield from_entity(row)
+
+    def summary(self, integration_id: str) -> Summary:
+        row = self.table.get(integration_id, SUMMARY_ROW)
+        if row is None:
+            return Summary()
+        return Summary(active=int(row.get("ActiveUsers", 0)), total=int(row.get("Users", 0)))
+
+    def page(self, *, integration_id: str | None, active: bool | None, page_size: int,
+             continuation: str | None) -> tuple[list[User], str | None]:
+        """One page of people (optionally of one integration, optionally only (in)active ones).
+
+        A page can be short or even empty and still have a continuation: keep following it."""
+        low, high = prefix_range(USER)
+        query = "RowKey ge @low and RowKey lt @high"
+        parameters: dict[str, Any] = {"low": low, "high": high}
+        if active is not None:
+            query += " and Active eq @active"
+            parameters["active"] = active
+        result = self.table.query_page(query, parameters, partition=integration_id,
+                                       page_size=min(page_size, MAX_PAGE_SIZE),
+                                       continuation=decode_continuation(continuation))
+        return [from_entity(row) for row in result.rows], encode_continuation(result.continuation)
+
+    def pending_events(self, integration_id: str) -> list[PendingEvent]:
+        low, high = prefix_range(OUTBOX)
+        rows = self.table.query("RowKey ge @low and RowKey lt @high", {"low": low, "high": high},
+                                partition=integration_id)
+        return [PendingEvent(event_id=split(row["RowKey"])[1], type=row["Type"], integration_id=integration_id,
+                             user_id=row["UserId"], at=utc_moment(row["At"])) for row in rows]
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def apply(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, *,
+              base: Summary, now: datetime, parallel: int = 1) -> ApplyResult:
+        """Writes the planned people, their index rows, their events (outbox) and the summary.
+
+        Each person's rows travel together. With `parallel=1` each transaction also carries the
+        summary as it stands once that transaction is in, so the counters never disagree with
+        the rows, even after a crash. `parallel>1` (for full reads, whose every retry recounts
+        from the rows) sends transactions concurrently and writes the summary once at the end.
+        Rows are built one transaction at a time, so a big first sync stays small in memory."""
+        events: list[PendingEvent] = []
+        change = _Tally()
+        room = MAX_OPERATIONS - 1 if parallel <= 1 else MAX_OPERATIONS  # one slot for the summary row
+        chunks = self._chunks(integration_id, actions, index, now, events, change, room)
+        if parallel <= 1:
+            transactions, summary = 0, base
+            for chunk, tally in chunks:
+                summary = Summary(active=base.active + tally.active, total=base.total + tally.total)
+                self._commit(chunk + [_summary_operation(integration_id, summary)])
+                transactions += 1
+            return ApplyResult(transactions, events, summary)
+        transactions = self._commit_concurrently((chunk for chunk, _ in chunks), parallel)
+        summary = Summary(active=base.active + change.active, total=base.total + change.total)
+        if transactions:
+            self.set_summary(integration_id, summary)
+        return ApplyResult(transactions, events, summary)
+
+    def _chunks(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
+                events: list[PendingEvent], change: "_Tally", room: int) -> Iterator[tuple[list[tuple], "_Tally"]]:
+        """Transactions' worth (`room` operations at most) of people's operations, with the
+        running count changes up to and including each."""
+        chunk: list[tuple] = []
+        for operations, active_change, total_change in self._groups(integration_id, actions, index, now, events):
+            if chunk and len(chunk) + len(operations) > room:
+                yield chunk, change.copy()
+                chunk = []
+            chunk.extend(operations)
+            change.active += active_change
+            change.total += total_change
+        if chunk:
+            yield chunk, change.copy()
+
+    def _commit_concurrently(self, chunks: Iterator[list[tuple]], threads: int) -> int:
+        """Independent transactions of one partition, a few in flight at a time."""
+        committed = 0
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="users-write") as pool:
+            pending: set[Future] = set()
+            for chunk in chunks:
+                if len(pending) >= threads * 2:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    committed += sum(future.result() for future in done)
+                pending.add(pool.submit(self._commit, chunk))
+            for future in pending:
+                committed += future.result()
+        return committed
+
+    def set_summary(self, integration_id: str, summary: Summary) -> None:
+        self.table.upsert(_summary_entity(integration_id, summary), mode=MERGE)
+
+    def clear_events(self, integration_id: str, events: Sequence[PendingEvent]) -> int:
+        """Deletes delivered outbox rows; returns the number of transactions used."""
+        if not events:
+            return 0
+        operations = [("delete", {"PartitionKey": integration_id, "RowKey": compose(OUTBOX, e.event_id)})
+                      for e in events]
+        return self._transact_tolerating_missing(operations)
+
+    def purge(self, integration_id: str) -> int:
+        """Deletes every row of the integration (people, index, summary, outbox)."""
+        keys = [row["RowKey"] for row in self.table.query(partition=integration_id, select=["RowKey"])]
+        operations = [("delete", {"PartitionKey": integration_id, "RowKey": key}) for key in keys]
+        return self._transact_tolerating_missing(operations) if operations else 0
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _groups(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
+                events: list[PendingEvent]) -> Iterator[tuple[list[tuple], int, int]]:
+        """Per person: their operations, and how the active and total counts change."""
+        owned: dict[str, list[str]] = {}
+        for email, user_id in index.owners.items():
+            owned.setdefault(user_id, []).append(email)
+        released: dict[str, list[str]] = {}
+        for action in actions:
+            old = action.previous.email if action.previous else None
+            if old and old in index.released:
+                released.setdefault(action.user.id, []).append(old)
+        placed_releases: set[str] = set()
+        for action in actions:
+            user = action.user
+            operations: list[tuple] = [("upsert", to_entity(user), {"mode": REPLACE})]
+            for email in owned.pop(user.id, ()):
+                operations.append(("upsert", _index_entity(integration_id, email, user.id), {"mode": REPLACE}))
+            for email in released.get(user.id, ()):
+                if email not in placed_releases:
+                    placed_releases.add(email)
+                    operations.append(("delete", {"PartitionKey": integration_id, "RowKey": email_row_key(email)}))
+            if action.event:
+                event = PendingEvent(event_id=f"{now:%Y%m%d%H%M%S%f}-{self._new_id()}", type=action.event,
+                                     integration_id=integration_id, user_id=user.id, at=now)
+                events.append(event)
+                operations.append(("upsert", _outbox_entity(event), {"mode": REPLACE}))
+            was_active = action.previous.active if action.previous else False
+            yield operations, int(user.active) - int(was_active), 0 if action.previous else 1
+
+    def _commit(self, operations: list[tuple]) -> int:
+        return self._transact_tolerating_missing(operations, atomic=True)
+
+    def _transact_tolerating_missing(self, operations: list[tuple], *, atomic: bool = False) -> int:
+        """Inside a transaction, deleting a missing row fails the whole transaction; a row
+        that is already gone is what the delete wanted, so drop it and try again."""
+        remaining = list(operations)
+        while True:
+            try:
+                if atomic:
+                    return self.table.transact(remaining, atomic=True)
+                return self.table.transact(remaining)
+            except TransactionError as error:
+                failed = error.index
+                if (error.status != 404 or failed is None or failed >= len(remaining)
+                        or remaining[failed][0] != "delete" or error.committed):
+                    raise
+                del remaining[failed]
+                if not remaining:
+                    return 0
+
+
+class _Tally:
+    def __init__(self, active: int = 0, total: int = 0) -> None:
+        self.active = active
+        self.total = total
+
+    def copy(self) -> "_Tally":
+        return _Tally(self.active, self.total)
+
+
+# ---- rows --------------------------------------------------------------------------------------
+
+_FIELDS = (
+    ("Email", "email"), ("Mail", "mail"), ("UserPrincipalName", "user_principal_name"),
+    ("DisplayName", "display_name"), ("GivenName", "given_name"), ("Surname", "surname"),
+    ("Department", "department"), ("JobTitle", "job_title"), ("OfficeLocation", "office_location"),
+    ("UserType", "user_type"), ("DeactivationReason", "deactivation_reason"),
+)
+
+
+def to_entity(user: User) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": user.integration_id,
+        "RowKey": user_row_key(user.id),
+        "UserId": user.id,
+        "AccountEnabled": user.account_enabled,
+        "Active": user.active,
+        "DeactivatedAt": user.deactivated_at,
+        "CreatedAt": user.created_at,
+        "UpdatedAt": user.updated_at,
+    }
+    for column, attribute in _FIELDS:
+        entity[column] = getattr(user, attribute)
+    return {name: value for name, value in entity.items() if value is not None}
+
+
+def from_entity(row: Mapping[str, Any]) -> User:
+    values = {attribute: row.get(column) for column, attribute in _FIELDS}
+    return User(
+        integration_id=row["PartitionKey"],
+        id=row.get("UserId") or decode_id(split(row["RowKey"])[1]),
+        account_enabled=bool(row.get("AccountEnabled", False)),
+        active=bool(row.get("Active", False)),
+        deactivated_at=utc_moment(row.get("DeactivatedAt")),
+        created_at=utc_moment(row.get("CreatedAt")),
+        updated_at=utc_moment(row.get("UpdatedAt")),
+        **values,
+    )
+
+
+def _index_entity(integration_id: str, email: str, user_id: str) -> dict[str, Any]:
+    return {"PartitionKey": integration_id, "RowKey": email_row_key(email), "UserId": user_id}
+
+
+def _outbox_entity(event: PendingEvent) -> dict[str, Any]:
+    return {"PartitionKey": event.integration_id, "RowKey": compose(OUTBOX, event.event_id),
+            "Type": event.type, "UserId": event.user_id, "At": event.at}
+
+
+def _summary_operation(integration_id: str, summary: Summary) -> tuple:
+    return ("upsert", _summary_entity(integration_id, summary), {"mode": MERGE})
+
+
+def _summary_entity(integration_id: str, summary: Summary) -> dict[str, Any]:
+    return {"PartitionKey": integration_id, "RowKey": SUMMARY_ROW, "ActiveUsers": summary.active,
+            "Users": summary.total}
+
+
+# ---- continuation tokens for the API -------------------------------------------------------------
+
+class BadContinuation(ValueError):
+    """The continuation token was not one this API handed out."""
+
+
+def encode_continuation(token: Mapping[str, Any] | None) -> str | None:
+    if not token:
+        return None
+    text = json.dumps(dict(token), separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def decode_continuation(token: str | None) -> dict[str, str] | None:
+    if token is None or token == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadContinuation("the continuation token is not valid") from None
+    if (not isinstance(value, dict) or not value or set(value) - {"PartitionKey", "RowKey"}
+            or not all(v is None or isinstance(v, str) for v in value.values())
+            or not any(value.values())):
+        raise BadContinuation("the continuation token is not valid")
+    return value

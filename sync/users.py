@@ -1,0 +1,418 @@
+"""Keeping an integration's people in step with Entra ID (DESIGN.md, flow "Users").
+
+A run reads one `/users/delta` round (from the saved deltaLink, or a full read the first time
+and whenever Graph says the link expired), plans the changes with sync.user_delta, checks the
+mass-deactivation guard, writes people in batched transactions, publishes user events through
+the outbox, and only then saves the new deltaLink. A failed or refused run leaves the old link
+in place, so the next run reads the same changes again; applying them is idempotent.
+
+Runs are requested through the `user-sync` queue (after onboarding, by an admin, by the nightly
+timer) and executed by its worker, one integration per message, so one tenant's trouble never
+delays another's. An integration whose credentials stopped working is parked
+(`credentials_invalid`) and skipped with one log line until its secret is replaced.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+from graph import DeltaExpired, GraphError, Throttled, TokenServiceUnavailable
+from graph.users import delta_reader
+from sync.credentials import (
+    GraphAccess, credentials_reason, is_credentials_problem, park_integration, secret_expiry_warnings,
+)
+from sync.events_out import QueuePublisher, UserEventPublisher
+from sync import validation
+from sync.model import Integration, User, iso_utc
+from sync.store.errors import ConflictError, StoreError
+from sync.store.integrations_repo import IntegrationsRepo
+from sync.store.syncstate_repo import LastRun, SyncStateRepo, UserSyncState
+from sync.store.users_repo import BadContinuation, Summary, UsersRepo
+from sync.user_delta import (
+    SELECT_FIELDS, Counts, DirectoryEntry, MalformedEntry, check_guard, index_changes, merge_entries,
+    parse_entry, plan_users,
+)
+
+log = logging.getLogger(__name__)
+
+USER_SYNC_QUEUE = "user-sync"
+RUN_LEASE = timedelta(minutes=15)  # longer than the host's 10-minute function timeout
+DELTA_PAGE_SIZE = 999
+# Transactions in flight at once when a full read writes many people (a first sync).
+FULL_READ_WRITERS = 4
+
+# Request triggers
+INITIAL = "initial"
+MANUAL = "manual"
+SCHEDULE = "schedule"
+RESUMED = "resumed"
+CLEANUP = "cleanup"  # the integration was deleted: remove what is left of its people
+TRIGGERS = (INITIAL, MANUAL, SCHEDULE, RESUMED, CLEANUP)
+
+# Round kinds
+DELTA = "delta"
+FULL = "full"
+FULL_AFTER_EXPIRY = "full_after_expiry"
+
+# Run outcomes
+APPLIED = "applied"
+GUARD_REFUSED = "guard_refused"
+CREDENTIALS_INVALID = "credentials_invalid"
+FAILED = "failed"
+SKIPPED_INACTIVE = "skipped_inactive"
+SKIPPED_BUSY = "skipped_busy"
+UNKNOWN_INTEGRATION = "unknown_integration"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---- requests on the queue ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SyncRequest:
+    integration_id: str
+    run_id: str
+    trigger: str
+    force: bool = False
+
+    def as_message(self) -> dict[str, Any]:
+        return {"integration_id": self.integration_id, "run_id": self.run_id, "trigger": self.trigger,
+                "force": self.force}
+
+    @classmethod
+    def from_message(cls, data: Any) -> "SyncRequest":
+        """Raises ValueError naming what is wrong with a message body (already JSON-decoded)."""
+        if not isinstance(data, dict):
+            raise ValueError("a user-sync message must be a JSON object")
+        integration_id, run_id = data.get("integration_id"), data.get("run_id")
+        trigger, force = data.get("trigger", SCHEDULE), data.get("force", False)
+        if not isinstance(integration_id, str) or not integration_id:
+            raise ValueError("a user-sync message needs integration_id")
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError("a user-sync message needs run_id")
+        if trigger not in TRIGGERS:
+            raise ValueError(f"unknown trigger in a user-sync message; expected one of {', '.join(TRIGGERS)}")
+        if not isinstance(force, bool):
+            raise ValueError("force in a user-sync message must be true or false")
+        return cls(integration_id, run_id, trigger, force)
+
+
+class SyncRequester:
+    """Asks for a user sync of an integration by putting a message on the `user-sync` queue."""
+
+    def __init__(self, publisher: QueuePublisher, *, new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self._publisher = publisher
+        self._new_id = new_id
+
+    def request(self, integration_id: str, trigger: str, *, force: bool = False) -> str:
+        request = SyncRequest(integration_id, self._new_id(), trigger, force)
+        self._publisher.send(request.as_message())
+        log.info("user sync %s requested for integration %s (%s%s)", request.run_id, integration_id, trigger,
+                 ", forced" if force else "")
+        return request.run_id
+
+
+# ---- one run -------------------------------------------------------------------------------------
+
+@dataclass
+class RunReport:
+    run_id: str
+    integration_id: str
+    outcome: str
+    kind: str | None = None
+    counts: Counts = field(default_factory=Counts)
+    graph_requests: int = 0
+    table_transactions: int = 0
+    events_published: int = 0
+    message: str = ""
+
+
+@dataclass
+class _Round:
+    kind: str
+    entries: dict[str, DirectoryEntry]
+    delta_link: str
+    pages: int
+    malformed: int
+
+
+class UserSync:
+    """Runs user syncs; every dependency with a side effect is passed in."""
+
+    def __init__(self, *, integrations: IntegrationsRepo, users: UsersRepo, syncstate: SyncStateRepo,
+                 access: GraphAccess, events: UserEventPublisher, default_max_share: float,
+                 clock: Callable[[], datetime] = _utcnow, page_size: int = DELTA_PAGE_SIZE,
+                 full_read_writers: int = FULL_READ_WRITERS) -> None:
+        self.integrations = integrations
+        self.users = users
+        self.syncstate = syncstate
+        self.access = access
+        self.events = events
+        self.default_max_share = default_max_share
+        self.clock = clock
+        self.page_size = page_size
+        self.full_read_writers = full_read_writers
+
+    def run(self, request: SyncRequest) -> RunReport:
+        """Runs one requested sync. Returns a report for every outcome an admin handles through
+        the status (guard, parked credentials); raises only for failures worth retrying."""
+        report = RunReport(request.run_id, request.integration_id, FAILED)
+        integration = self.integrations.get(request.integration_id)
+        if integration is None:
+            # Integration ids are never reused, so people left under a deleted one are leftovers.
+            report.outcome = UNKNOWN_INTEGRATION
+            report.table_transactions = self.users.purge(request.integration_id)
+            log.info("user sync %s: integration %s no longer exists; %s", request.run_id, request.integration_id,
+                     f"its people were removed ({report.table_transactions} transactions)"
+                     if report.table_transactions else "nothing to do")
+            return report
+        if not integration.is_active:
+            report.outcome = SKIPPED_INACTIVE
+            log.warning("user sync %s skipped for integration %s: status %s (%s)", request.run_id, integration.id,
+                        integration.status, integration.status_reason or "no reason recorded")
+            return report
+        started = self.clock()
+        state = self.syncstate.acquire(integration.id, request.run_id, started, RUN_LEASE)
+        if state is None:
+            report.outcome = SKIPPED_BUSY
+            log.info("user sync %s skipped for integration %s: another run is in progress", request.run_id,
+                     integration.id)
+            return report
+        run = LastRun(run_id=request.run_id, trigger=request.trigger, kind=DELTA if state.delta_link else FULL,
+                      forced=request.force, started_at=started, finished_at=None, outcome="running")
+        try:
+            report.events_published += self._deliver_pending_events(integration.id)
+            self._sync(integration, request, state, run, report)
+        except Exception as error:  # noqa: BLE001 -- recorded, then parked or re-raised below
+            self._record_failure(integration, state, run, report, error)
+            if report.outcome == CREDENTIALS_INVALID:
+                return report
+            raise
+        return report
+
+    # ---- the steps --------------------------------------------------------------------------
+
+    def _sync(self, integration: Integration, request: SyncRequest, state: UserSyncState, run: LastRun,
+              report: RunReport) -> None:
+        client = self.access.client_for(integration)
+        try:
+            round_ = self._read_round(client, state.delta_link)
+        finally:
+            client.close()
+        report.kind, report.graph_requests = round_.kind, round_.pages
+        now = self.clock()
+        full = round_.kind != DELTA
+        local, base = self._stored_people(integration.id, round_, full)
+        plan = plan_users(integration.id, round_.entries, local, domains=integration.domains, full_read=full,
+                          now=now)
+        plan.counts.malformed = round_.malformed
+        report.counts = plan.counts
+        round_.entries.clear()  # the plan holds what is needed; a first sync of 100,000 people is large
+        del local
+        run = replace(run, kind=round_.kind, counts=plan.counts.as_dict(), graph_requests=round_.pages)
+        max_share = integration.options.max_deactivation_share or self.default_max_share
+        verdict = check_guard(plan.deactivations, base.active, max_share)
+        if verdict.tripped and not request.force:
+            self._refuse(integration, request, state, run, report, verdict, now)
+            return
+        result = self.users.apply(integration.id, plan.actions, index_changes(plan.actions), base=base, now=now,
+                                  parallel=self.full_read_writers if full else 1)
+        report.table_transactions = result.transactions
+        if full and not plan.actions and base != self.users.summary(integration.id):
+            self.users.set_summary(integration.id, base)  # a full read also corrects the counters
+        report.events_published += self._publish(integration.id, result.events, report)
+        report.outcome = APPLIED
+        finished = self.clock()
+        self._finish(state, replace(run, outcome=APPLIED, finished_at=finished,
+                                    table_transactions=report.table_transactions),
+                     guard=None, last_error=None, delta_link=round_.delta_link, succeeded_at=finished)
+        log.info("user sync %s for integration %s applied (%s round%s): %s; %d Graph requests, %d transactions, "
+                 "%d events", request.run_id, integration.id, round_.kind, ", forced" if request.force else "",
+                 _counts_text(plan.counts), round_.pages, report.table_transactions, len(result.events))
+
+    def _stored_people(self, integration_id: str, round_: "_Round", full: bool) -> tuple[dict, Summary]:
+        """The stored people the planner needs, and the counts the guard starts from: everyone
+        (recounted) for a full read, only the people the round mentions for a delta round."""
+        if full:
+            local = {user.id: user for user in self.users.all(integration_id)}
+            return local, Summary(active=sum(1 for u in local.values() if u.active), total=len(local))
+        return self.users.get_many(integration_id, round_.entries.keys()), self.users.summary(integration_id)
+
+    def _refuse(self, integration: Integration, request: SyncRequest, state: UserSyncState, run: LastRun,
+                report: RunReport, verdict, now: datetime) -> None:
+        """The guard said no: nothing is written and the deltaLink stays, so the same changes
+        come back next time; the status shows why until a forced run applies them."""
+        report.outcome = GUARD_REFUSED
+        report.message = verdict.explain()
+        guard = {"tripped_at": iso_utc(now), "run_id": request.run_id, "would_deactivate": verdict.would_deactivate,
+                 "active_users": verdict.active_before, "max_share": verdict.max_share, "limit": verdict.limit,
+                 "reason": verdict.explain()}
+        log.warning("user sync %s for integration %s refused by the guard: %s", request.run_id, integration.id,
+                    verdict.explain())
+        self._finish(state, replace(run, outcome=GUARD_REFUSED, finished_at=self.clock()), guard=guard,
+                     last_error=verdict.explain())
+
+    def _read_round(self, client, delta_link: str | None) -> _Round:
+        if delta_link:
+            try:
+                return self._read(client, delta_link, DELTA)
+            except DeltaExpired:
+                log.info("users delta link expired; reading the whole directory again")
+                return self._read(client, None, FULL_AFTER_EXPIRY)
+        return self._read(client, None, FULL)
+
+    def _read(self, client, delta_link: str | None, kind: str) -> _Round:
+        reader = delta_reader(client, delta_link, select=SELECT_FIELDS, page_size=self.page_size)
+        entries: dict[str, DirectoryEntry] = {}
+        malformed = 0
+        for page in reader.pages():
+            parsed = []
+            for item in page:
+                try:
+                    parsed.append(parse_entry(item))
+                except MalformedEntry:
+                    malformed += 1
+            merge_entries(parsed, into=entries)
+        return _Round(kind, entries, reader.delta_link, reader.pages_read, malformed)
+
+    def _deliver_pending_events(self, integration_id: str) -> int:
+        """Events a crashed run committed but never put on the queue go out first."""
+        pending = self.users.pending_events(integration_id)
+        if pending:
+            log.info("delivering %d user events left by an earlier run of integration %s", len(pending),
+                     integration_id)
+        return self._publish(integration_id, pending, None)
+
+    def _publish(self, integration_id: str, events, report: RunReport | None) -> int:
+        for event in events:
+            self.events.publish(event)
+        transactions = self.users.clear_events(integration_id, events)
+        if report is not None:
+            report.table_transactions += transactions
+        return len(events)
+
+    def _finish(self, state: UserSyncState, run: LastRun, *, guard: dict | None, last_error: str | None,
+                delta_link: str | None = None, succeeded_at: datetime | None = None) -> None:
+        now = self.clock()
+        updated = replace(state, last_run=run, guard=guard, lease_run_id=None, lease_until=None,
+                          last_error=last_error, last_error_at=now if last_error else state.last_error_at)
+        if delta_link:
+            updated = replace(updated, delta_link=delta_link, delta_link_saved_at=now)
+        if succeeded_at:
+            updated = replace(updated, last_success_at=succeeded_at)
+        try:
+            self.syncstate.save(updated)
+        except ConflictError:
+            log.warning("user sync %s: the sync state changed under this run (its lease ran out); "
+                        "its result was not recorded", run.run_id)
+
+    def _record_failure(self, integration: Integration, state: UserSyncState, run: LastRun, report: RunReport,
+                        error: BaseException) -> None:
+        reason = _describe(error)
+        if is_credentials_problem(error):
+            reason = credentials_reason(error)
+            report.outcome = CREDENTIALS_INVALID
+            park_integration(self.integrations, integration.id, reason, self.clock(),
+                             unless_changed_after=run.started_at)
+            log.warning("user sync %s: integration %s parked (credentials_invalid): %s", run.run_id,
+                        integration.id, reason)
+        else:
+            report.outcome = FAILED
+            level = logging.WARNING if _is_transient(error) else logging.ERROR
+            log.log(level, "user sync %s for integration %s failed: %s", run.run_id, integration.id, reason)
+        report.message = reason
+        self._finish(state, replace(run, outcome=report.outcome, finished_at=self.clock()), guard=state.guard,
+                     last_error=reason)
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, (Throttled, TokenServiceUnavailable)) or (
+        isinstance(error, GraphError) and error.status in (0, 500, 502, 503, 504))
+
+
+def _describe(error: BaseException) -> str:
+    """A reason safe to store and show: our typed errors are written to carry no secrets; for
+    anything else only the type is kept."""
+    from graph import TokenError
+
+    if isinstance(error, (GraphError, TokenError, StoreError)):
+        return f"{type(error).__name__}: {error}"[:600]
+    return f"{type(error).__name__} (see the function logs)"
+
+
+def _counts_text(counts: Counts) -> str:
+    return ", ".join(f"{name}={value}" for name, value in counts.as_dict().items())
+
+
+# ---- the nightly schedule ------------------------------------------------------------------------
+
+@dataclass
+class ScheduleReport:
+    requested: dict[str, str] = field(default_factory=dict)  # integration id -> run id
+    skipped: dict[str, str] = field(default_factory=dict)  # integration id -> status
+    warnings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def schedule_user_syncs(integrations: IntegrationsRepo, requester: SyncRequester,
+                        clock: Callable[[], datetime] = _utcnow) -> ScheduleReport:
+    """Requests one run per active integration; parked ones get one log line each, and secrets
+    close to expiry are logged as warnings (the status shows them too)."""
+    report = ScheduleReport()
+    now = clock()
+    for integration in integrations.list():
+        warnings = secret_expiry_warnings(integration.secret_expires_at, now)
+        if warnings:
+            report.warnings[integration.id] = warnings
+            log.warning("integration %s: %s", integration.id, warnings[0]["message"])
+        if not integration.is_active:
+            report.skipped[integration.id] = integration.status
+            log.warning("nightly user sync skipped for integration %s: status %s (%s)", integration.id,
+                        integration.status, integration.status_reason or "no reason recorded")
+            continue
+        report.requested[integration.id] = requester.request(integration.id, SCHEDULE)
+    return report
+
+
+# ---- listing people for the API ------------------------------------------------------------------
+
+LIST_PARAMETERS = frozenset({"integration_id", "active", "page_size", "continuation"})
+
+
+class UserListing:
+    """`GET /api/users`: people page by page, optionally of one integration, optionally only the
+    (in)active ones. The continuation token is opaque; a page may be short and still continue."""
+
+    def __init__(self, users: UsersRepo) -> None:
+        self.users = users
+
+    def page(self, params: Mapping[str, str]) -> dict[str, Any]:
+        validation.reject_unknown_params(params, LIST_PARAMETERS)
+        integration_id = params.get("integration_id") or None
+        if integration_id is not None:
+            integration_id = validation.guid("integration_id", integration_id)
+        active = validation.flag("active", params.get("active"), default=None)
+        size = validation.page_size(params.get("page_size"))
+        try:
+            people, continuation = self.users.page(integration_id=integration_id, active=active, page_size=size,
+                                                   continuation=params.get("continuation") or None)
+        except BadContinuation:
+            raise validation.Problem(400, "invalid_continuation", "continuation: not a token this API handed out; "
+                                     "start again without it", field="continuation") from None
+        return {"value": [user_view(user) for user in people], "continuation": continuation}
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id, "integration_id": user.integration_id, "email": user.email, "mail": user.mail,
+        "user_principal_name": user.user_principal_name, "display_name": user.display_name,
+        "given_name": user.given_name, "surname": user.surname, "department": user.department,
+        "job_title": user.job_title, "office_location": user.office_location, "user_type": user.user_type,
+        "account_enabled": user.account_enabled, "active": user.active,
+        "deactivated_at": iso_utc(user.deactivated_at), "deactivation_reason": user.deactivation_reason,
+        "created_at": iso_utc(user.created_at), "updated_at": iso_utc(user.updated_at),
+    }
