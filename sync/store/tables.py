@@ -14,9 +14,11 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 
+from sync.store import batch_wire
 from sync.store.batch import Operation, plan_transactions
+from sync.store.batch_wire import TransactionRefused
 from sync.store.errors import ConflictError, NotFoundError, StoreError, TransactionConflictError, TransactionError
 from sync.store.filters import literal, substitute
 from sync.store.keys import validate_key
@@ -27,7 +29,6 @@ REPLACE = UpdateMode.REPLACE
 MAX_PAGE_SIZE = 1000
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
-_OPERATION_INDEX = re.compile(r"^(\d+):")
 
 _ensured: set[tuple[str, str]] = set()
 _ensured_lock = threading.Lock()
@@ -219,9 +220,9 @@ class Table:
         for chunk in transactions:
             self.stats.record(requests=1, transactions=1, operations=len(chunk))
             try:
-                self._client.submit_transaction([operation.for_sdk() for operation in chunk])
-            except TableTransactionError as error:
-                raise self._transaction_failure(error, chunk, committed) from error
+                batch_wire.submit(self._client, [operation.for_sdk() for operation in chunk])
+            except TransactionRefused as refusal:
+                raise self._transaction_failure(refusal, chunk, committed) from refusal
             except HttpResponseError as error:
                 raise TransactionError(f"the service refused the transaction (HTTP {error.status_code} "
                                        f"{_code(error)})", table=self.name, committed=committed,
@@ -244,15 +245,16 @@ class Table:
         return StoreError(f"{action} on table {self.name!r} failed: HTTP {status} {code or ''}".rstrip(),
                           table=self.name, status=status, code=code)
 
-    def _transaction_failure(self, error: TableTransactionError, chunk: list[Operation],
+    def _transaction_failure(self, refusal: TransactionRefused, chunk: list[Operation],
                              committed: int) -> TransactionError:
-        status, code = error.status_code, _code(error)
-        message = (error.message or "").split("\n", 1)[0]
-        position = _OPERATION_INDEX.match(message)
+        status, code, message = refusal.status, refusal.code, refusal.message
+        if refusal.scope != TransactionRefused.OPERATION:
+            reason = (f"the service refused the transaction (HTTP {status} {code})"
+                      if refusal.scope == TransactionRefused.REQUEST else f"{message}; it may have been applied")
+            return TransactionError(reason, table=self.name, committed=committed, status=status, code=code)
         failed = None
-        if position and int(position.group(1)) < len(chunk):
-            failed = chunk[int(position.group(1))]
-            message = message[position.end():]
+        if refusal.index is not None and refusal.index < len(chunk):
+            failed = chunk[refusal.index]
         elif len(chunk) == 1:
             failed = chunk[0]
         where = dict(index=failed.index if failed else None, table=self.name,
