@@ -267,7 +267,7 @@ class UsersRepo:
                 return self.table.transact(remaining)
             except TransactionError as error:
                 failed = error.index
-                if (error.status != 404 or failed is None or failed >= len(remaining)
+                if (error.status != 404 or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
                         or remaining[failed][0] != "delete" or error.committed):
                     raise
                 del remaining[failed]
