@@ -83,7 +83,9 @@ class EmulatorApp:
 
     def route(self, path: str, methods: list[str], handler: Handler, name: str | None = None) -> None:
         endpoint = name or f"{','.join(methods)} {path}"
-        if endpoint in self.handlers:
+        # One name may serve several paths (aliases such as `delta()` next to `delta`) as long as
+        # they share the handler, so request counts stay per endpoint, not per spelling.
+        if endpoint in self.handlers and self.handlers[endpoint] is not handler:
             raise ValueError(f"duplicate emulator endpoint {endpoint}")
         self.url_map.add(Rule(path, methods=methods, endpoint=endpoint))
         self.handlers[endpoint] = handler

@@ -236,6 +236,7 @@ def register(app: EmulatorApp) -> None:
         app.route(f"{prefix}/<event_id>/cancel", ["POST"], cancel_event, name=f"{name}.cancel")
     for prefix, name in ((f"{user}/calendarView", "calendarView"), (f"{user}/calendar/calendarView", "calendar.calendarView")):
         app.route(prefix, ["GET"], calendar_view, name=f"{name}.list")
-        app.route(f"{prefix}/delta", ["GET"], calendar_view_delta, name=f"{name}.delta")
+        for spelling in ("delta", "delta()"):  # Graph accepts both; the SDKs send `delta()`
+            app.route(f"{prefix}/{spelling}", ["GET"], calendar_view_delta, name=f"{name}.delta")
     app.route(f"{user}/calendar", ["GET"], get_calendar, name="calendar.get")
     meetings_control.register(app)

@@ -13,6 +13,9 @@ from devtools.graph_emulator.tls import make_certificates, server_context
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # Keep-alive, as Graph's front door offers: without it every request pays a TLS handshake.
+    protocol_version = "HTTP/1.1"
+
     def log_request(self, code="-", size="-"):
         logging.getLogger("graph_emulator.access").debug("%s %s %s", self.command, self.path.split("?")[0], code)
 

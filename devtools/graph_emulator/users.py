@@ -32,5 +32,7 @@ __all__ = [
 
 def register(app: EmulatorApp) -> None:
     app.route("/v1.0/users", ["GET"], list_users, name="users.list")
-    app.route("/v1.0/users/delta", ["GET"], users_delta, name="users.delta")
+    # Graph accepts the function-call spelling `delta()` too; Microsoft's SDKs send that one.
+    for path in ("/v1.0/users/delta", "/v1.0/users/delta()"):
+        app.route(path, ["GET"], users_delta, name="users.delta")
     app.route("/v1.0/users/<user>", ["GET"], get_user, name="users.get")
