@@ -2,8 +2,8 @@
 listens on loopback). Tests and the demo use it to act as the tenant's operator. Errors are
 `{"error": {"code", "message"}}` with 400 (bad input) or 404 (unknown tenant, app, user, room).
 `<tenant>` is a tenant id or domain; `<user>` an id, UPN or mail; `<room>` an email or place id.
-Other areas add their own `/_control/...` routes in their modules (`tenant_or_404`, `body` and
-`iso` here are shared by them).
+Other areas add their own `/_control/...` routes in their modules (`tenant_or_404`, `bad`,
+`body` and `iso` here are shared by them).
 
 | Method | Path | Body -> answer |
 |---|---|---|

@@ -345,13 +345,12 @@ class DeliveryService:
 
 def delivery_service(world: World) -> DeliveryService:
     """The world's delivery service, made (and hooked to the bus and server stop) on first use."""
-    with world.lock:
-        service = world.services.get(SERVICE)
-        if service is None:
-            service = world.services[SERVICE] = DeliveryService(world)
-            world.bus.subscribe(service.on_change)
-            world.services.setdefault("on_stop", []).append(service.stop)
+    def make() -> DeliveryService:
+        service = DeliveryService(world)
+        world.bus.subscribe(service.on_change)
+        world.services.setdefault("on_stop", []).append(service.stop)
         return service
+    return world.service(SERVICE, make)
 
 
 def register(app) -> None:

@@ -79,8 +79,4 @@ class DeliveryLog:
 
 
 def delivery_log(world: World) -> DeliveryLog:
-    with world.lock:
-        log = world.services.get(SERVICE)
-        if log is None:
-            log = world.services[SERVICE] = DeliveryLog()
-        return log
+    return world.service(SERVICE, DeliveryLog)

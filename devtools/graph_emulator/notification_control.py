@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 from devtools.graph_emulator import lifecycle
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
 from devtools.graph_emulator.clock import parse_graph_datetime
+from devtools.graph_emulator.control import bad, body
 from devtools.graph_emulator.delivery import delivery_service
 from devtools.graph_emulator.delivery_log import delivery_log
 from devtools.graph_emulator.errors import GraphError
@@ -41,23 +42,10 @@ from devtools.graph_emulator.subscription_model import (
 )
 
 
-def _bad(message: str) -> GraphError:
-    return GraphError(400, "BadRequest", message)
-
-
-def _body(ctx: Ctx) -> dict[str, Any]:
-    if not ctx.request.get_data(cache=True):
-        return {}
-    data = ctx.json()
-    if not isinstance(data, dict):
-        raise _bad("the body must be a JSON object")
-    return data
-
-
 def _tenant(ctx: Ctx, name: str | None, required: bool = True) -> Tenant | None:
     if not name:
         if required:
-            raise _bad("'tenant' is required")
+            raise bad("'tenant' is required")
         return None
     tenant = ctx.world.find_tenant(name)
     if tenant is None:
@@ -96,16 +84,16 @@ def get_subscription(ctx: Ctx) -> Response:
 
 def set_expiry(ctx: Ctx) -> Response:
     _, sub = _subscription(ctx)
-    data = _body(ctx)
+    data = body(ctx)
     try:
         if data.get("expires_at"):
             moment = parse_graph_datetime(str(data["expires_at"]))
         elif data.get("expires_in_seconds") is not None:
             moment = ctx.world.clock.now() + timedelta(seconds=float(data["expires_in_seconds"]))
         else:
-            raise _bad("give 'expires_at' or 'expires_in_seconds'")
+            raise bad("give 'expires_at' or 'expires_in_seconds'")
     except (TypeError, ValueError) as exc:
-        raise _bad(f"bad expiry: {exc}") from None
+        raise bad(f"bad expiry: {exc}") from None
     with ctx.world.lock:
         sub.expires_at = moment
         return json_response(sub.to_control())
@@ -127,7 +115,7 @@ def remove_subscription(ctx: Ctx) -> Response:
 
 def send_lifecycle(ctx: Ctx) -> Response:
     tenant, sub = _subscription(ctx)
-    data = _body(ctx)
+    data = body(ctx)
     event = data.get("lifecycle_event") or data.get("lifecycleEvent")
     lifecycle.send_lifecycle_event(ctx.world, tenant, sub, str(event or ""), data.get("variant"))
     return json_response({"queued": True, "subscription_id": sub.id, "lifecycle_event": event}, status=202)
@@ -142,7 +130,7 @@ def get_settings(ctx: Ctx) -> Response:
 def update_settings(ctx: Ctx) -> Response:
     settings = notification_settings(ctx.world)
     with ctx.world.lock:
-        settings.update_from_json(_body(ctx))
+        settings.update_from_json(body(ctx))
         return json_response(settings.to_json())
 
 
@@ -159,7 +147,7 @@ def get_switches(ctx: Ctx) -> Response:
 
 
 def update_switches(ctx: Ctx) -> Response:
-    data = _body(ctx)
+    data = body(ctx)
     tenant = _tenant(ctx, data.get("tenant") or ctx.request.args.get("tenant"), required=False)
     with ctx.world.lock:
         switch_board(ctx.world).update(tenant.id if tenant else GLOBAL_SCOPE, data)
@@ -202,14 +190,14 @@ def clear_outbox(ctx: Ctx) -> Response:
 
 
 def flush(ctx: Ctx) -> Response:
-    data = _body(ctx)
+    data = body(ctx)
     tenant = _tenant(ctx, data.get("tenant") or ctx.request.args.get("tenant"), required=False)
     try:
         timeout = min(float(data.get("timeout_seconds", 10)), 120.0)
         horizon = data.get("horizon_seconds")
         horizon = None if horizon is None else float(horizon)
     except (TypeError, ValueError):
-        raise _bad("timeout_seconds and horizon_seconds must be numbers") from None
+        raise bad("timeout_seconds and horizon_seconds must be numbers") from None
     result = delivery_service(ctx.world).wait_idle(tenant.id if tenant else None, timeout, horizon)
     return json_response(result)
 
@@ -219,25 +207,25 @@ def flush(ctx: Ctx) -> Response:
 def _change_types(value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
-        raise _bad("'change_type' must be a comma-separated string or a list")
+        raise bad("'change_type' must be a comma-separated string or a list")
     cleaned = [str(v).strip().lower() for v in items]
     unknown = [v for v in cleaned if v not in CHANGE_TYPES]
     if unknown:
-        raise _bad(f"unknown change types: {', '.join(unknown)}")
+        raise bad(f"unknown change types: {', '.join(unknown)}")
     return cleaned
 
 
 def publish_changes(ctx: Ctx) -> Response:
     """Publishes changes on the bus as if an event or user had changed (tests delivery without
     touching calendars). Other bus listeners see them too."""
-    data = _body(ctx)
+    data = body(ctx)
     tenant = _tenant(ctx, data.get("tenant"))
     kind = data.get("kind", EVENTS)
     if kind not in (EVENTS, USERS):
-        raise _bad("'kind' must be 'events' or 'users'")
+        raise bad("'kind' must be 'events' or 'users'")
     reference = data.get("user") or data.get("mailbox") or data.get("user_id")
     if not reference:
-        raise _bad("'user' (id, userPrincipalName or mail) is required")
+        raise bad("'user' (id, userPrincipalName or mail) is required")
     with ctx.world.lock:
         user = tenant.find_user(str(reference), include_deleted=True)
     if user is None:

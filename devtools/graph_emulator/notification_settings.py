@@ -112,9 +112,7 @@ def notification_settings(world: World) -> NotificationSettings:
     """The world's settings, made on first use. `world.services["delivery_ca"]`, when set, is
     honoured as the CA bundle for https receivers."""
     with world.lock:
-        settings = world.services.get(SETTINGS_SERVICE)
-        if settings is None:
-            settings = world.services[SETTINGS_SERVICE] = NotificationSettings()
+        settings = world.service(SETTINGS_SERVICE, NotificationSettings)
         if settings.delivery_ca is None and world.services.get("delivery_ca"):
             settings.delivery_ca = world.services["delivery_ca"]
         return settings
@@ -195,8 +193,4 @@ def _check_switch(name: str, value: Any) -> Any:
 
 
 def switch_board(world: World) -> SwitchBoard:
-    with world.lock:
-        board = world.services.get(SWITCHES_SERVICE)
-        if board is None:
-            board = world.services[SWITCHES_SERVICE] = SwitchBoard()
-        return board
+    return world.service(SWITCHES_SERVICE, SwitchBoard)

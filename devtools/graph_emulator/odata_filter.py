@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from devtools.graph_emulator.errors import GraphError
+from devtools.graph_emulator.time_zones import normalize_graph_datetime
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
@@ -175,15 +176,8 @@ class _Parser:
 
 
 def _as_datetime(text: str) -> datetime | str:
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    head, dot, tail = value.partition(".")
-    if dot:
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        value = head + "." + digits[:6].ljust(6, "0") + tail[len(digits):]
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(normalize_graph_datetime(text))
     except ValueError:
         return text
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -119,11 +119,17 @@ def _int_arg(ctx: Ctx, name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _room_select(ctx: Ctx) -> tuple[str, ...] | None:
+    """The room properties `$select` asks for; None renders them all."""
+    args = ctx.request.args
+    return parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+
+
 def list_rooms(ctx: Ctx) -> Response:
     authorize(ctx, PLACES_READ)
     tenant = ctx.caller.tenant
     args = ctx.request.args
-    select = parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+    select = _room_select(ctx)
     top = _int_arg(ctx, "top", DEFAULT_PAGE, 1)
     skip = _int_arg(ctx, "skip", 0, 0)
     count_wanted = (args.get("$count") or "").lower() == "true"
@@ -154,8 +160,7 @@ def find_place(tenant: Tenant, key: str) -> Room | None:
 def get_place(ctx: Ctx) -> Response:
     authorize(ctx, PLACES_READ)
     tenant = ctx.caller.tenant
-    args = ctx.request.args
-    select = parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+    select = _room_select(ctx)
     key = ctx.params["place"]
     with ctx.world.lock:
         room = find_place(tenant, key)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
@@ -98,21 +98,32 @@ def _int(value: object, name: str, default: int | None = None) -> int:
     return value
 
 
+def _positive_int(value: object, name: str) -> int:
+    number = _int(value, name)
+    if number < 1:
+        raise RecurrenceError(f"{name} must be at least 1")
+    return number
+
+
+def _kind(data: object, name: str, kinds: tuple[str, ...]) -> str:
+    """The `type` of the object at `name` (pattern or range), which must be one of `kinds`."""
+    if not isinstance(data, dict):
+        raise RecurrenceError(f"{name} is required")
+    kind = data.get("type")
+    if kind not in kinds:
+        raise RecurrenceError(f"{name}.type is invalid: {kind!r}")
+    return kind
+
+
 def _weekday(value: object, name: str) -> str:
     if not isinstance(value, str) or value.lower() not in WEEKDAYS:
         raise RecurrenceError(f"{name} has an invalid day of week: {value!r}")
     return value.lower()
 
 
-def _parse_pattern(data: object) -> Pattern:
-    if not isinstance(data, dict):
-        raise RecurrenceError("recurrence.pattern is required")
-    kind = data.get("type")
-    if kind not in PATTERN_TYPES:
-        raise RecurrenceError(f"recurrence.pattern.type is invalid: {kind!r}")
-    interval = _int(data.get("interval"), "recurrence.pattern.interval")
-    if interval < 1:
-        raise RecurrenceError("recurrence.pattern.interval must be at least 1")
+def _parse_pattern(data: Any) -> Pattern:
+    kind = _kind(data, "recurrence.pattern", PATTERN_TYPES)
+    interval = _positive_int(data.get("interval"), "recurrence.pattern.interval")
     days = data.get("daysOfWeek") or []
     if not isinstance(days, list):
         raise RecurrenceError("recurrence.pattern.daysOfWeek must be a list")
@@ -141,12 +152,8 @@ def _date(value: object, name: str) -> date:
         raise RecurrenceError(f"{name} is not a date: {value!r}") from None
 
 
-def _parse_range(data: object) -> Range:
-    if not isinstance(data, dict):
-        raise RecurrenceError("recurrence.range is required")
-    kind = data.get("type")
-    if kind not in RANGE_TYPES:
-        raise RecurrenceError(f"recurrence.range.type is invalid: {kind!r}")
+def _parse_range(data: Any) -> Range:
+    kind = _kind(data, "recurrence.range", RANGE_TYPES)
     start = _date(data.get("startDate"), "recurrence.range.startDate")
     end = None
     count = 0
@@ -155,9 +162,7 @@ def _parse_range(data: object) -> Range:
         if end < start:
             raise RecurrenceError("recurrence.range.endDate is before startDate")
     elif kind == "numbered":
-        count = _int(data.get("numberOfOccurrences"), "recurrence.range.numberOfOccurrences")
-        if count < 1:
-            raise RecurrenceError("recurrence.range.numberOfOccurrences must be at least 1")
+        count = _positive_int(data.get("numberOfOccurrences"), "recurrence.range.numberOfOccurrences")
     zone = data.get("recurrenceTimeZone") or None
     return Range(kind, start, end, count, zone)
 

@@ -13,9 +13,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from devtools.graph_emulator.clock import Clock
+
+T = TypeVar("T")
 
 
 def new_guid() -> str:
@@ -192,6 +194,14 @@ class World:
         self.base_url = "https://127.0.0.1"
         # Services that areas register for each other (e.g. "delivery", "faults").
         self.services: dict[str, Any] = {}
+
+    def service(self, name: str, make: Callable[[], T]) -> T:
+        """The service registered under `name`, made with `make()` (under the lock) on first use."""
+        with self.lock:
+            found = self.services.get(name)
+            if found is None:
+                found = self.services[name] = make()
+            return found
 
     def next_seq(self) -> int:
         return next(self._seq)

@@ -86,17 +86,22 @@ def require_zone(name: str | None) -> ZoneInfo:
     return zone
 
 
-def parse_local(text: str, zone: ZoneInfo) -> datetime:
-    """Reads a Graph dateTime in `zone` (an explicit offset or Z in the text wins) as UTC."""
+def normalize_graph_datetime(text: str) -> str:
+    """A Graph dateTime in the form `datetime.fromisoformat` reads: `Z` as +00:00 and the
+    fraction cut or padded to 6 digits (Graph writes 7)."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     head, dot, tail = value.partition(".")
     if dot:
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        offset = tail[len(digits):]
-        value = head + "." + digits[:6].ljust(6, "0") + offset
-    parsed = datetime.fromisoformat(value)
+        count = len(tail) - len(tail.lstrip("0123456789"))  # the fraction only, not an offset's digits
+        value = head + "." + tail[:count][:6].ljust(6, "0") + tail[count:]
+    return value
+
+
+def parse_local(text: str, zone: ZoneInfo) -> datetime:
+    """Reads a Graph dateTime in `zone` (an explicit offset or Z in the text wins) as UTC."""
+    parsed = datetime.fromisoformat(normalize_graph_datetime(text))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(timezone.utc)

@@ -14,18 +14,18 @@ class StorageLocation:
     queue_service_uri: str | None = None
 
     def table_endpoint(self) -> str:
-        if self.table_service_uri:
-            return self.table_service_uri.rstrip("/")
-        if self.account_name:
-            return f"https://{self.account_name}.table.core.windows.net"
-        raise ValueError("no table endpoint: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")
+        return self._endpoint("table", self.table_service_uri)
 
     def queue_endpoint(self) -> str:
-        if self.queue_service_uri:
-            return self.queue_service_uri.rstrip("/")
+        return self._endpoint("queue", self.queue_service_uri)
+
+    def _endpoint(self, service: str, service_uri: str | None) -> str:
+        """The service URI when one is set, else the account's public endpoint for `service`."""
+        if service_uri:
+            return service_uri.rstrip("/")
         if self.account_name:
-            return f"https://{self.account_name}.queue.core.windows.net"
-        raise ValueError("no queue endpoint: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")
+            return f"https://{self.account_name}.{service}.core.windows.net"
+        raise ValueError(f"no {service} endpoint: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")
 
     @property
     def uses_identity(self) -> bool:

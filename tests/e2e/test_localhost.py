@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,23 +32,12 @@ from devtools.localhost.routing import RouteError, RouteTemplate
 from devtools.localhost.settings_file import apply_values, read_values
 from devtools.ports import free_port
 from tests.e2e.sample_app import function_app as sample
+from tests.support.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_app"
 FUNCTION_KEYS = ("fk-first-7c1", "fk-second-9d2")
 MASTER_KEY = "mk-admin-4e8"
-
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until `condition()` returns something truthy; return it, or fail after the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import importlib
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,10 @@ from sync.store import StorageLocation, queue_service
 from sync.store.connection import queue_client
 from sync.users import USER_SYNC_QUEUE
 from tests.support.emulator_fixture import new_tenant
+from tests.support.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "e2e-user-sync-function-key"
-
-
-def wait_for(condition, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +83,7 @@ def test_connecting_a_tenant_syncs_its_people(host, graph_emulator):
         assert page.status_code == 200, page.text
         return page.json()["value"] if len(page.json()["value"]) == 6 else None
 
-    people = wait_for(synced, what="the first user sync")
+    people = wait_for(synced, timeout=30.0, interval=0.1, what="the first user sync")
     assert sorted(p["email"] for p in people) == sorted(u.mail.lower() for u in tenant.users)
     status = requests.get(api(host, f"integrations/{created['id']}/status"), headers=KEY, timeout=30).json()
     assert status["user_sync"]["last_run"]["run_id"] == created["initial_user_sync"]["run_id"]
@@ -112,7 +101,7 @@ def test_connecting_a_tenant_syncs_its_people(host, graph_emulator):
         last = state["user_sync"]["last_run"]
         return state if last and last["run_id"] == run_id and last["finished_at"] else None
 
-    status = wait_for(finished, what="the requested user sync")
+    status = wait_for(finished, timeout=30.0, interval=0.1, what="the requested user sync")
     assert status["user_sync"]["last_run"]["counts"]["deactivated"] == 1 and status["users"]["active"] == 5
     inactive = requests.get(api(host, "users"), params={"integration_id": created["id"], "active": "false"},
                             headers=KEY, timeout=30).json()["value"]

@@ -7,36 +7,17 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, UpdateMode
 
 from devtools.azurite import ACCOUNT
 from sync.store import REPLACE, ConflictError, Table, TransactionConflictError, TransactionError, etag_of
 from sync.store import batch_wire
-
-
-def row(pk: str, rk: str, **props) -> dict:
-    return {"PartitionKey": pk, "RowKey": rk, **props}
-
-
-class RecordingTransport(RequestsTransport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, str, dict]] = []
-
-    def send(self, request, **kwargs):
-        self.sent.append((request.method, request.url, dict(request.headers)))
-        return super().send(request, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def service(storage_connection_string):
-    return TableServiceClient.from_connection_string(storage_connection_string)
+from tests.support.tables import RecordingTransport, azurite_tables, row  # noqa: F401 - fixture
 
 
 @pytest.fixture
-def table(service, unique_name):
-    return Table(service, unique_name("wire")).ensure()
+def table(azurite_tables, unique_name):
+    return Table(azurite_tables, unique_name("wire")).ensure()
 
 
 def properties(entity) -> dict:
@@ -205,8 +186,8 @@ def test_a_wrong_account_key_is_refused_as_a_whole(storage_connection_string, un
     assert "refused the transaction (HTTP 403" in str(caught.value)
 
 
-def test_a_missing_table_fails_the_transaction_as_before(service, unique_name):
-    table = Table(service, unique_name("absent"))
+def test_a_missing_table_fails_the_transaction_as_before(azurite_tables, unique_name):
+    table = Table(azurite_tables, unique_name("absent"))
     with pytest.raises(TransactionError) as caught:
         table.transact([("upsert", row("p", "a")), ("upsert", row("p", "b"))])
     assert (caught.value.status, caught.value.code, caught.value.committed) == (404, "TableNotFound", 0)

@@ -26,18 +26,7 @@ from sync.store import (
     hash_key,
     split,
 )
-
-
-class RecordingTransport(RequestsTransport):
-    """Real HTTP, with a list of every request that left the process."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, request, **kwargs):
-        self.sent.append((request.method, request.url))
-        return super().send(request, **kwargs)
+from tests.support.tables import RecordingTransport, azurite_tables, row  # noqa: F401 - fixture
 
 
 class StalledPageTransport(RequestsTransport):
@@ -64,18 +53,9 @@ class StalledPageTransport(RequestsTransport):
         return response
 
 
-def row(pk: str, rk: str, **props) -> dict:
-    return {"PartitionKey": pk, "RowKey": rk, **props}
-
-
-@pytest.fixture(scope="module")
-def service(storage_connection_string):
-    return TableServiceClient.from_connection_string(storage_connection_string)
-
-
 @pytest.fixture
-def table(service, unique_name):
-    return Table(service, unique_name("store")).ensure()
+def table(azurite_tables, unique_name):
+    return Table(azurite_tables, unique_name("store")).ensure()
 
 
 def count_in_service(service, table_name: str, partition: str) -> int:
@@ -86,27 +66,27 @@ def count_in_service(service, table_name: str, partition: str) -> int:
 
 # --- ensure ---------------------------------------------------------------------------------
 
-def test_ensure_creates_once_per_process_and_accepts_an_existing_table(service, unique_name):
+def test_ensure_creates_once_per_process_and_accepts_an_existing_table(azurite_tables, unique_name):
     name = unique_name("ens")
-    first = Table(service, name).ensure()
+    first = Table(azurite_tables, name).ensure()
     assert first.stats.requests == 1
-    again = Table(service, name).ensure()
+    again = Table(azurite_tables, name).ensure()
     assert again.stats.requests == 0
-    assert name in {t.name for t in service.list_tables()}
+    assert name in {t.name for t in azurite_tables.list_tables()}
 
     made_elsewhere = unique_name("ens")
-    service.create_table(made_elsewhere)
-    adopted = Table(service, made_elsewhere).ensure()  # 409 TableAlreadyExists is success
+    azurite_tables.create_table(made_elsewhere)
+    adopted = Table(azurite_tables, made_elsewhere).ensure()  # 409 TableAlreadyExists is success
     assert adopted.stats.requests == 1
 
 
-def test_invalid_table_names_are_refused_before_any_request(service):
+def test_invalid_table_names_are_refused_before_any_request(azurite_tables):
     with pytest.raises(ValueError, match="3-63 letters and digits"):
-        Table(service, "no-dashes")
+        Table(azurite_tables, "no-dashes")
 
 
-def test_store_opens_each_table_once_and_shares_its_counters(service, unique_name):
-    store = Store(service)
+def test_store_opens_each_table_once_and_shares_its_counters(azurite_tables, unique_name):
+    store = Store(azurite_tables)
     name = unique_name("cat")
     assert store.table(name) is store.table(name)
     other = store.table(unique_name("cat"))
@@ -190,8 +170,8 @@ def test_upsert_merges_or_replaces(table):
         table.upsert(row("p", "r"), mode="append")
 
 
-def test_a_table_that_was_never_created_is_reported_as_such(service, unique_name):
-    missing = Table(service, unique_name("nope"))
+def test_a_table_that_was_never_created_is_reported_as_such(azurite_tables, unique_name):
+    missing = Table(azurite_tables, unique_name("nope"))
     for attempt in (lambda: missing.insert(row("p", "r")), lambda: missing.get("p", "r"),
                     lambda: missing.delete("p", "r"), lambda: list(missing.query(partition="p"))):
         with pytest.raises(NotFoundError, match="ensure"):
@@ -200,11 +180,11 @@ def test_a_table_that_was_never_created_is_reported_as_such(service, unique_name
 
 # --- transactions ----------------------------------------------------------------------------
 
-def test_250_rows_of_one_partition_take_three_transactions_and_read_back_in_pages(table, service):
+def test_250_rows_of_one_partition_take_three_transactions_and_read_back_in_pages(table, azurite_tables):
     submitted = table.transact([("upsert", row("bulk", f"r{n:04}", n=n)) for n in range(250)])
     assert submitted == 3
     assert table.stats.transactions == 3
-    assert count_in_service(service, table.name, "bulk") == 250
+    assert count_in_service(azurite_tables, table.name, "bulk") == 250
 
     table.stats.reset()
     rows = list(table.query(partition="bulk", page_size=40))
@@ -213,11 +193,11 @@ def test_250_rows_of_one_partition_take_three_transactions_and_read_back_in_page
     assert table.stats.rows_read == 250
 
 
-def test_operations_are_grouped_by_partition(table, service):
+def test_operations_are_grouped_by_partition(table, azurite_tables):
     operations = [("create", row("a" if n % 3 else "b", f"r{n:03}")) for n in range(300)]
     assert table.transact(operations) == 3  # 200 rows of a: two transactions; 100 of b: one
-    assert count_in_service(service, table.name, "a") == 200
-    assert count_in_service(service, table.name, "b") == 100
+    assert count_in_service(azurite_tables, table.name, "a") == 200
+    assert count_in_service(azurite_tables, table.name, "b") == 100
 
 
 def test_a_stale_etag_inside_a_transaction_rolls_the_whole_transaction_back(table):
@@ -239,14 +219,14 @@ def test_a_stale_etag_inside_a_transaction_rolls_the_whole_transaction_back(tabl
     assert table.get("p", "r3")["v"] == 1
 
 
-def test_a_failure_in_a_later_transaction_names_the_callers_operation_and_what_was_committed(table, service):
+def test_a_failure_in_a_later_transaction_names_the_callers_operation_and_what_was_committed(table, azurite_tables):
     table.insert(row("p", "r0130"))
     operations = [("create", row("p", f"r{n:04}")) for n in range(150)]
     with pytest.raises(TransactionConflictError) as caught:
         table.transact(operations)
     error = caught.value
     assert (error.kind, error.index, error.committed) == (ConflictError.EXISTS, 130, 1)
-    assert count_in_service(service, table.name, "p") == 101  # the first transaction and the old row
+    assert count_in_service(azurite_tables, table.name, "p") == 101  # the first transaction and the old row
 
 
 def test_other_transaction_failures_carry_the_service_code(table):
@@ -278,8 +258,8 @@ NASTY_IDS = ["AAMkAGI2/ab+cd==", "a#b?c\\d/e", "tab\there\nnewline", "\x00\x7f\x
 
 
 @pytest.fixture(scope="module")
-def key_table(service):
-    return Table(service, f"keys{uuid.uuid4().hex[:12]}").ensure()
+def key_table(azurite_tables):
+    return Table(azurite_tables, f"keys{uuid.uuid4().hex[:12]}").ensure()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,15 +22,12 @@ from requests.adapters import HTTPAdapter
 
 from sync.store import ConflictError, Table, TransactionConflictError, TransactionError
 from sync.store.batch_wire import TransactionRefused, encode_transaction, parse_multipart, read_outcome
+from tests.support.tables import row
 
 ENDPOINT = "https://acct.table.core.windows.net"
 BATCH_ID = "11111111-2222-3333-4444-555555555555"
 CHANGESET_ID = "66666666-7777-8888-9999-000000000000"
 ETAG = "W/\"datetime'2024-05-01T10%3A00%3A00.1234567Z'\""
-
-
-def row(pk: str = "p", rk: str = "r", **props) -> dict:
-    return {"PartitionKey": pk, "RowKey": rk, **props}
 
 
 def encode(*operations, cosmos: bool = False) -> bytes:

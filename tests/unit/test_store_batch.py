@@ -9,10 +9,7 @@ from hypothesis import strategies as st
 
 from sync.store.batch import MAX_OPERATIONS, MAX_PAYLOAD_BYTES, plan_transactions
 from sync.store.errors import InvalidKeyError, TransactionError
-
-
-def row(pk: str, rk: str, **props) -> dict:
-    return {"PartitionKey": pk, "RowKey": rk, **props}
+from tests.support.tables import row
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 10_000)), max_size=400, unique=True))

@@ -8,33 +8,17 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from devtools.graph_emulator.app import json_response
-from devtools.graph_emulator.errors import not_found
-from devtools.graph_emulator.identity import CALENDAR_READ, CALENDAR_WRITE, authorize
 from devtools.graph_emulator.state import new_outlook_id
-from tests.support.emulator_fixture import graph_session, new_tenant, start_emulator
-
-
-def mailbox_probe(ctx):
-    """A minimal Outlook-shaped endpoint, so these tests do not depend on the events area.
-    POST echoes the JSON body it received."""
-    caller = authorize(ctx, CALENDAR_WRITE if ctx.request.method == "POST" else CALENDAR_READ)
-    with ctx.world.lock:
-        user = caller.tenant.find_user(ctx.params["user"])
-    if user is None:
-        raise not_found("The mailbox was not found.")
-    body = {"mailbox": user.id, "item": ctx.params["item"], "query": ctx.request.args.to_dict()}
-    if ctx.request.method == "POST":
-        body["received"] = ctx.json()
-        return json_response(body, status=201)
-    return json_response(body)
+from tests.support.emulator_fixture import graph_session
+from tests.support.emulator_modules import (  # noqa: F401 - tenant is a fixture
+    add_mailbox_probe, control, echoing_mailbox_probe, own_emulator, tenant,
+)
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("batch-tls"))) as server:
-        server.app.route("/v1.0/users/<user>/calendar/probe/<item>", ["GET", "POST"], mailbox_probe,
-                         name="test.mailbox_probe")
+    with own_emulator(tmp_path_factory) as server:
+        add_mailbox_probe(server, echoing_mailbox_probe)
         yield server
 
 
@@ -43,15 +27,6 @@ def default_settings(emulator):
     yield
     control(emulator, "DELETE", "/_control/faults")
     control(emulator, "PUT", "/_control/batch", json={"response_order": "shuffled"})
-
-
-def control(server, method, path, **kwargs):
-    return requests.request(method, server.base_url + path, verify=server.ca_path, timeout=30, **kwargs)
-
-
-@pytest.fixture
-def tenant(emulator):
-    return new_tenant(emulator, users=2)
 
 
 def get(item_id, user, item="x"):

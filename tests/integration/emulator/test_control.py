@@ -10,14 +10,9 @@ import requests
 
 from devtools.graph_emulator import certificates
 from devtools.graph_emulator.clock import parse_graph_datetime
-from tests.support.emulator_fixture import GRAPH_SCOPE, graph_session, start_emulator
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """Own server: these tests move the clock and reset request counts."""
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("tls"))) as server:
-        yield server
+from tests.support.emulator_fixture import GRAPH_SCOPE, graph_session
+# An emulator of this module's own: these tests move the clock and reset request counts.
+from tests.support.emulator_modules import emulator  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 from devtools.graph_emulator import seed, users
 from tests.support.calendar_client import CalendarClient, at, event_body, q
+from tests.support.calendar_fixtures import person  # noqa: F401 - fixture
 
 GRAPH_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}$")
 GRAPH_UTC_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
@@ -20,11 +21,6 @@ PROP = "String {8ECCC264-6880-4EBE-992F-8888D2EEAA1D} Name ReservationId"
 @pytest.fixture
 def cal(make_tenant) -> CalendarClient:
     return CalendarClient(make_tenant(users=3, rooms=1))
-
-
-@pytest.fixture
-def person(cal) -> str:
-    return cal.tenant.users[0].mail
 
 
 def test_create_answers_201_with_the_graph_representation(cal, person):

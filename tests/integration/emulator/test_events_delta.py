@@ -9,16 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support.calendar_client import CalendarClient, at, event_body, graph_time
-
-
-@pytest.fixture
-def cal(make_tenant) -> CalendarClient:
-    return CalendarClient(make_tenant(users=1))
-
-
-@pytest.fixture
-def person(cal) -> str:
-    return cal.tenant.users[0].mail
+from tests.support.calendar_fixtures import cal, person  # noqa: F401 - fixtures
 
 
 def start_round(cal: CalendarClient, person: str, start, end, page_size: int | None = None):

@@ -5,21 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from tests.support.calendar_client import CalendarClient, at, event_body
+from tests.support.calendar_fixtures import cal, person  # noqa: F401 - fixtures
 
 AMSTERDAM = "W. Europe Standard Time"
-
-
-@pytest.fixture
-def cal(make_tenant) -> CalendarClient:
-    return CalendarClient(make_tenant(users=1))
-
-
-@pytest.fixture
-def person(cal) -> str:
-    return cal.tenant.users[0].mail
 
 
 def next_weekday(moment: datetime, weekday: int) -> datetime:

@@ -8,27 +8,16 @@ import msal
 import pytest
 import requests
 
-from devtools.graph_emulator.app import json_response
-from devtools.graph_emulator.errors import not_found
-from devtools.graph_emulator.identity import CALENDAR_READ, authorize
-from tests.support.emulator_fixture import GRAPH_SCOPE, new_tenant, start_emulator
-
-
-def mailbox_probe(ctx):
-    """A minimal Outlook-shaped endpoint, so these tests do not depend on the events area."""
-    caller = authorize(ctx, CALENDAR_READ)
-    with ctx.world.lock:
-        user = caller.tenant.find_user(ctx.params["user"])
-    if user is None:
-        raise not_found("The mailbox was not found.")
-    return json_response({"mailbox": user.id, "item": ctx.params["item"]})
+from tests.support.emulator_fixture import GRAPH_SCOPE, new_tenant
+from tests.support.emulator_modules import (  # noqa: F401 - tenant is a fixture
+    add_mailbox_probe, control, own_emulator, tenant,
+)
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("faults-tls"))) as server:
-        server.app.route("/v1.0/users/<user>/calendar/probe/<item>", ["GET", "POST"], mailbox_probe,
-                         name="test.mailbox_probe")
+    with own_emulator(tmp_path_factory) as server:
+        add_mailbox_probe(server)
         yield server
 
 
@@ -38,19 +27,10 @@ def no_faults_left(emulator):
     control(emulator, "DELETE", "/_control/faults")
 
 
-def control(server, method, path, **kwargs):
-    return requests.request(method, server.base_url + path, verify=server.ca_path, timeout=30, **kwargs)
-
-
 def add_fault(server, **rule):
     response = control(server, "POST", "/_control/faults", json=rule)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-@pytest.fixture
-def tenant(emulator):
-    return new_tenant(emulator, users=2)
 
 
 def probe_url(server, user, item="x"):

@@ -15,19 +15,9 @@ import pytest
 import requests
 
 from devtools.graph_emulator import certificates, seed
-from tests.support.emulator_fixture import GRAPH_SCOPE, graph_session, new_tenant, start_emulator
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """Own server: these tests move the clock."""
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("tls"))) as server:
-        yield server
-
-
-@pytest.fixture
-def tenant(emulator):
-    return new_tenant(emulator, users=2)
+from tests.support.emulator_fixture import GRAPH_SCOPE, graph_session, new_tenant
+# An emulator of this module's own: these tests move the clock.
+from tests.support.emulator_modules import emulator, tenant  # noqa: F401 - fixtures
 
 
 def claims_of(token: str) -> dict:

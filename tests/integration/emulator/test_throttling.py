@@ -3,25 +3,16 @@ resource-unit budget, observed over HTTPS."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import requests
 
 from devtools.graph_emulator.app import json_response
-from devtools.graph_emulator.errors import not_found
-from devtools.graph_emulator.identity import CALENDAR_READ, DIRECTORY_READ, authorize
-from tests.support.emulator_fixture import new_tenant, start_emulator
-
-
-def mailbox_probe(ctx):
-    """A minimal Outlook-shaped endpoint, so these tests do not depend on the events area."""
-    caller = authorize(ctx, CALENDAR_READ)
-    with ctx.world.lock:
-        user = caller.tenant.find_user(ctx.params["user"])
-    if user is None:
-        raise not_found("The mailbox was not found.")
-    return json_response({"mailbox": user.id, "item": ctx.params["item"]})
+from devtools.graph_emulator.identity import DIRECTORY_READ, authorize
+from tests.support.emulator_modules import (  # noqa: F401 - tenant is a fixture
+    add_mailbox_probe, control, own_emulator, tenant,
+)
+from tests.support.polling import wait_for
 
 
 def directory_probe(ctx):
@@ -33,9 +24,8 @@ def directory_probe(ctx):
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     # Own server: these tests move the clock and change global throttling settings.
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("throttling-tls"))) as server:
-        server.app.route("/v1.0/users/<user>/calendar/probe/<item>", ["GET", "POST"], mailbox_probe,
-                         name="test.mailbox_probe")
+    with own_emulator(tmp_path_factory) as server:
+        add_mailbox_probe(server)
         server.app.route("/v1.0/users/<user>/directoryProbe", ["GET"], directory_probe,
                          name="test.directory_probe")
         yield server
@@ -46,10 +36,6 @@ def default_settings(emulator):
     yield
     control(emulator, "DELETE", "/_control/faults")
     control(emulator, "PATCH", "/_control/throttling", json={"enabled": True})
-
-
-def control(server, method, path, **kwargs):
-    return requests.request(method, server.base_url + path, verify=server.ca_path, timeout=30, **kwargs)
 
 
 def set_limits(server, tenant, **limits):
@@ -63,28 +49,13 @@ def mailbox_stats(server, tenant, mailbox):
     return stats[0] if stats else None
 
 
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met before the deadline")
-
-
-@pytest.fixture
-def tenant(emulator):
-    return new_tenant(emulator, users=2)
-
-
 def probe(server, graph, mailbox, item="x", **kwargs):
     return graph.get(f"{server.api_base}/users/{mailbox}/calendar/probe/{item}", **kwargs)
 
 
 def test_a_fifth_concurrent_request_to_one_mailbox_gets_application_throttled(emulator, tenant):
     busy, other = tenant.users
-    requests.post(f"{emulator.base_url}/_control/faults", verify=emulator.ca_path, timeout=30,
-                  json={"path": f"/users/{busy.id}/calendar/probe/slow", "delay_ms": 2500})
+    control(emulator, "POST", "/_control/faults", json={"path": f"/users/{busy.id}/calendar/probe/slow", "delay_ms": 2500})
     graph = tenant.session()
     slow_answers: list[int] = []
 
@@ -94,7 +65,8 @@ def test_a_fifth_concurrent_request_to_one_mailbox_gets_application_throttled(em
     threads = [threading.Thread(target=slow_request) for _ in range(4)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: (mailbox_stats(emulator, tenant, busy.id) or {}).get("in_flight") == 4)
+    wait_for(lambda: (mailbox_stats(emulator, tenant, busy.id) or {}).get("in_flight") == 4,
+             interval=0.01, what="four requests in flight")
     # The same mailbox, addressed by its UPN in other letter case.
     fifth = probe(emulator, graph, busy.user_principal_name.upper(), "fast")
     elsewhere = probe(emulator, graph, other.id, "fast")

@@ -8,14 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from devtools.graph_emulator import seed, users
-from tests.support.emulator_fixture import new_tenant, start_emulator
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """Own server: the delta-expiry tests move the clock."""
-    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("tls"))) as server:
-        yield server
+from tests.support.emulator_fixture import new_tenant
+# An emulator of this module's own: the delta-expiry tests move the clock.
+from tests.support.emulator_modules import emulator  # noqa: F401 - fixture
 
 
 @pytest.fixture

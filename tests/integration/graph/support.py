@@ -2,7 +2,7 @@
 request counts), plus helpers for the emulator's control API."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
@@ -14,21 +14,9 @@ from graph.concurrency import MailboxLimiter
 from graph.config import GraphConfig
 from graph.retry import Backoff
 from tests.support.emulator_fixture import EmulatorTenant, new_tenant, start_emulator
+from tests.support.recording_sleeper import RecordingSleeper
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-
-
-@dataclass
-class RecordingSleeper:
-    """Records the waits the client asks for instead of sleeping (time is the emulator's)."""
-    waits: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    @property
-    def total(self) -> float:
-        return sum(self.waits)
 
 
 class Control:

@@ -6,7 +6,8 @@ import pytest
 from graph import users
 from graph.batch import BatchRequest, run_batch
 from graph.errors import DeltaExpired, NotFound, ServiceUnavailable, Throttled
-from tests.integration.graph.support import RecordingSleeper, graph_env  # noqa: F401  (module fixture)
+from tests.integration.graph.support import graph_env  # noqa: F401  (module fixture)
+from tests.support.recording_sleeper import RecordingSleeper
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from graph.client import GraphClient
 from graph.concurrency import MailboxLimiter
 from graph.config import GraphConfig
 from graph.retry import Backoff
+from tests.support.recording_sleeper import RecordingSleeper
 
 API = "https://graph.test/v1.0"
 
@@ -91,18 +92,6 @@ class FakeTokens:
         self.invalidated.append(token)
         if self.tokens and self.tokens[0] == token:
             self.tokens.pop(0)
-
-
-@dataclass
-class RecordingSleeper:
-    waits: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    @property
-    def total(self) -> float:
-        return sum(self.waits)
 
 
 def make_client(session: ScriptedSession, *, max_retry_wait: float = 30.0, tokens: FakeTokens | None = None,
