@@ -154,6 +154,13 @@ def shared_app(config: GraphConfig, tenant_id: str, client_id: str,
         return app
 
 
+def forget_shared_app(config: GraphConfig, tenant_id: str, client_id: str, credential: Credential) -> None:
+    """Drops one cached app, so a credential Entra refused is not kept in memory."""
+    key = _app_key(config, f"{config.authority_host}/{tenant_id}", client_id, credential)
+    with _apps_lock:
+        _apps.pop(key, None)
+
+
 def forget_shared_apps() -> None:
     """Drops every cached MSAL app (tests; a process normally keeps them for its lifetime)."""
     with _apps_lock:
@@ -193,6 +200,8 @@ class AppTokenProvider:
                       result.get("token_source", "identity_provider"))
             return token
         error = token_error_from_result(result if isinstance(result, dict) else {})
+        if not isinstance(error, TokenServiceUnavailable):
+            forget_shared_app(self.config, self.tenant_id, self.client_id, self._credential)
         log.warning("token request refused for tenant %s app %s: %s %s", self.tenant_id,
                     self.client_id, type(error).__name__, error.aadsts or "")
         raise error

@@ -56,6 +56,19 @@ def test_wrong_secret(graph_env):
     assert caught.value.aadsts == 7000215 and "not-the-secret" not in str(caught.value)
 
 
+def test_a_refused_secret_is_not_kept_in_the_app_cache(graph_env):
+    from graph import auth
+
+    tenant = graph_env.tenant()
+    provider = graph_env.provider(tenant, secret="another-wrong-secret")
+    with pytest.raises(InvalidClientSecret):
+        provider.token()
+    key = auth._app_key(provider.config, f"{provider.config.authority_host}/{tenant.tenant_id}",
+                        tenant.client_id, Credential("another-wrong-secret"))
+    assert key not in auth._apps
+    assert graph_env.provider(tenant).token()  # the right secret still works afterwards
+
+
 def test_expired_secret(graph_env):
     tenant = graph_env.tenant()
     secret = graph_env.control.call(
