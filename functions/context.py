@@ -122,7 +122,7 @@ def user_sync():
         return UserSync(
             integrations=IntegrationsRepo(store()), users=UsersRepo(store()), syncstate=SyncStateRepo(store()),
             access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
-            default_max_share=settings().user_sync_max_deactivation_share)
+            default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester())
 
     return _once("user_sync", build)
 

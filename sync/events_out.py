@@ -33,12 +33,13 @@ class QueuePublisher:
         self._created = False
         self._lock = threading.Lock()
 
-    def send(self, message: Mapping[str, Any]) -> None:
+    def send(self, message: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
+        """`delay_seconds` keeps the message invisible that long (a retry after throttling)."""
         text = json.dumps(dict(message), separators=(",", ":"), sort_keys=True)
         if len(text.encode("utf-8")) > MAX_MESSAGE_TEXT:
             raise ValueError(f"a message for {self.queue_name} is too large ({len(text)} characters)")
         self._ensure_queue()
-        self._client.send_message(text)
+        self._client.send_message(text, visibility_timeout=delay_seconds or None)
 
     def _ensure_queue(self) -> None:
         if self._created:

@@ -64,6 +64,14 @@ CREDENTIALS_INVALID = "credentials_invalid"
 FAILED = "failed"
 SKIPPED_INACTIVE = "skipped_inactive"
 SKIPPED_BUSY = "skipped_busy"
+DEFERRED = "deferred"
+
+# A request that Graph throttles, or a forced one that finds another run holding the lease, goes
+# back on the queue with a delay instead of failing: failing would spend the message's dequeue
+# count (five tries, then poison) on waits Graph asked for. Bounded so nothing loops forever.
+MAX_DEFERRALS = 20
+MAX_DEFER_SECONDS = 15 * 60
+BUSY_DEFER_SECONDS = 60
 UNKNOWN_INTEGRATION = "unknown_integration"
 
 
@@ -79,10 +87,14 @@ class SyncRequest:
     run_id: str
     trigger: str
     force: bool = False
+    deferrals: int = 0
 
     def as_message(self) -> dict[str, Any]:
-        return {"integration_id": self.integration_id, "run_id": self.run_id, "trigger": self.trigger,
-                "force": self.force}
+        message = {"integration_id": self.integration_id, "run_id": self.run_id, "trigger": self.trigger,
+                   "force": self.force}
+        if self.deferrals:
+            message["deferrals"] = self.deferrals
+        return message
 
     @classmethod
     def from_message(cls, data: Any) -> "SyncRequest":
@@ -99,7 +111,10 @@ class SyncRequest:
             raise ValueError(f"unknown trigger in a user-sync message; expected one of {', '.join(TRIGGERS)}")
         if not isinstance(force, bool):
             raise ValueError("force in a user-sync message must be true or false")
-        return cls(integration_id, run_id, trigger, force)
+        deferrals = data.get("deferrals", 0)
+        if not isinstance(deferrals, int) or isinstance(deferrals, bool) or deferrals < 0:
+            raise ValueError("deferrals in a user-sync message must be a whole number from 0")
+        return cls(integration_id, run_id, trigger, force, deferrals)
 
 
 class SyncRequester:
@@ -115,6 +130,14 @@ class SyncRequester:
         log.info("user sync %s requested for integration %s (%s%s)", request.run_id, integration_id, trigger,
                  ", forced" if force else "")
         return request.run_id
+
+    def defer(self, request: SyncRequest, delay_seconds: float) -> int:
+        """Puts the same request back, invisible for the delay; returns the delay used."""
+        delay = max(1, min(MAX_DEFER_SECONDS, int(round(delay_seconds))))
+        self._publisher.send(replace(request, deferrals=request.deferrals + 1).as_message(), delay_seconds=delay)
+        log.info("user sync %s for integration %s deferred by %d s (deferral %d)", request.run_id,
+                 request.integration_id, delay, request.deferrals + 1)
+        return delay
 
 
 # ---- one run -------------------------------------------------------------------------------------
@@ -147,7 +170,8 @@ class UserSync:
     def __init__(self, *, integrations: IntegrationsRepo, users: UsersRepo, syncstate: SyncStateRepo,
                  access: GraphAccess, events: UserEventPublisher, default_max_share: float,
                  clock: Callable[[], datetime] = _utcnow, page_size: int = DELTA_PAGE_SIZE,
-                 full_read_writers: int = FULL_READ_WRITERS) -> None:
+                 full_read_writers: int = FULL_READ_WRITERS, requester: SyncRequester | None = None) -> None:
+        self.requester = requester
         self.integrations = integrations
         self.users = users
         self.syncstate = syncstate
@@ -182,6 +206,8 @@ class UserSync:
             report.outcome = SKIPPED_BUSY
             log.info("user sync %s skipped for integration %s: another run is in progress", request.run_id,
                      integration.id)
+            if request.force:  # an admin's explicit request must not be lost
+                self._defer(request, BUSY_DEFER_SECONDS, report)
             return report
         run = LastRun(run_id=request.run_id, trigger=request.trigger, kind=DELTA if state.delta_link else FULL,
                       forced=request.force, started_at=started, finished_at=None, outcome="running")
@@ -192,8 +218,18 @@ class UserSync:
             self._record_failure(integration, state, run, report, error)
             if report.outcome == CREDENTIALS_INVALID:
                 return report
+            if isinstance(error, Throttled) and self._defer(request, error.retry_after, report):
+                return report
             raise
         return report
+
+    def _defer(self, request: SyncRequest, delay_seconds: float | None, report: RunReport) -> bool:
+        if self.requester is None or request.deferrals >= MAX_DEFERRALS:
+            return False
+        delay = self.requester.defer(request, delay_seconds or BUSY_DEFER_SECONDS)
+        report.outcome = DEFERRED
+        report.message = f"{report.message + '; ' if report.message else ''}retried in {delay} s"
+        return True
 
     # ---- the steps --------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from sync.users import (
 )
 from sync.validation import Problem
 from tests.support.emulator_fixture import EmulatorTenant, new_tenant, start_emulator
+from tests.support.polling import wait_for
 
 
 class MovableClock:
@@ -137,13 +138,14 @@ class Harness:
         return IntegrationsRepo(self.store).get(integration_id)
 
 
-def make_harness(server, connection_string: str, unique_name) -> Harness:
+def make_harness(server, connection_string: str, unique_name, max_retry_wait: float = 30.0) -> Harness:
     location = StorageLocation(connection_string=connection_string)
     store = Store(table_service(location))
     queues = queue_service(location)
     sync_queue, events_queue = unique_name("sync"), unique_name("events")
     clock = MovableClock()
-    config = GraphConfig(authority_host=server.authority_host, api_base=server.api_base, ca_bundle=server.ca_path)
+    config = GraphConfig(authority_host=server.authority_host, api_base=server.api_base, ca_bundle=server.ca_path,
+                         max_retry_wait=max_retry_wait)
     access = GraphAccess(config, SecretBox(os.urandom(32)))
     requester = SyncRequester(QueuePublisher(queues, sync_queue))
     unsubscribed: list = []
@@ -157,7 +159,7 @@ def make_harness(server, connection_string: str, unique_name) -> Harness:
                                  unsubscribe_assets=unsubscribe, clock=clock)
     sync = UserSync(integrations=IntegrationsRepo(store), users=UsersRepo(store), syncstate=SyncStateRepo(store),
                     access=access, events=UserEventPublisher(QueuePublisher(queues, events_queue)),
-                    default_max_share=0.2, clock=clock)
+                    default_max_share=0.2, clock=clock, requester=requester)
     return Harness(server, store, queues, sync_queue, events_queue, clock, access, service, sync, Control(server),
                    unsubscribed)
 
@@ -529,3 +531,37 @@ def test_events_left_by_a_crashed_run_are_delivered_by_the_next(harness, graph_e
     assert report.outcome == APPLIED and report.events_published == 1
     assert [(e["type"], e["user_id"]) for e in harness.events()] == [("user.deactivated", tenant.users[0].id)]
     assert UsersRepo(harness.store).pending_events(integration_id) == []
+
+
+def test_throttling_puts_the_request_back_with_graphs_delay_instead_of_failing(
+        graph_emulator, storage_connection_string, unique_name):
+    """Graph's Retry-After outlasting the client's retry budget must not spend the message's
+    dequeue count: the run is deferred (same run id, counted), then completes."""
+    harness = make_harness(graph_emulator, storage_connection_string, unique_name, max_retry_wait=0)
+    tenant = demo_like_tenant(graph_emulator, people=5)
+    created = harness.connect(tenant)
+    harness.sync_messages()  # the initial request is run by hand below
+    fault = harness.control("POST", "/faults", {"method": "GET", "path": r"/v1\.0/users/delta", "status": 429,
+                                                 "retry_after": 1, "count": 1, "tenant": tenant.tenant_id})
+    first = harness.sync.run(SyncRequest(created["id"], "run-1", "manual"))
+    assert first.outcome == "deferred" and "1 s" in first.message
+    assert harness.control("GET", f"/faults/{fault['id']}")["hits"] == 1
+
+    messages = wait_for(harness.sync_messages, timeout=15, interval=0.2)  # visible after the delay
+    assert messages == [{"integration_id": created["id"], "run_id": "run-1", "trigger": "manual",
+                         "force": False, "deferrals": 1}]
+    second = harness.sync.run(SyncRequest.from_message(messages[0]))
+    assert second.outcome == "applied" and second.counts.created == len(harness.people(created["id"]))
+
+
+def test_a_forced_request_that_finds_a_run_in_progress_is_kept_for_later(harness, graph_emulator):
+    tenant = demo_like_tenant(graph_emulator, people=3)
+    created = harness.connect(tenant)
+    harness.sync_messages()
+    assert SyncStateRepo(harness.store).acquire(created["id"], "someone-else", harness.clock(), timedelta(minutes=15))
+    busy = harness.sync.run(SyncRequest(created["id"], "forced-1", "manual", force=True))
+    assert busy.outcome == "deferred"
+    unforced = harness.sync.run(SyncRequest(created["id"], "plain-1", "manual"))
+    assert unforced.outcome == "skipped_busy"
+    client = harness.queues.get_queue_client(harness.sync_queue)
+    assert client.get_queue_properties().approximate_message_count == 1  # only the forced one, still hidden
