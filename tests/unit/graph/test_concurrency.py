@@ -1,9 +1,9 @@
 import threading
-import time
 
 import pytest
 
 from graph.concurrency import MailboxLimiter, mailbox_key
+from tests.support.polling import wait_for
 
 
 def test_keys_ignore_case_and_whitespace():
@@ -16,19 +16,22 @@ def test_never_more_than_the_limit_in_flight_per_mailbox():
     peak = {key: 0, other: 0}
     lock = threading.Lock()
     gate = threading.Barrier(12)
+    release = threading.Event()
 
     def work(target):
         gate.wait()
         with limiter.slot(target):
             with lock:
                 peak[target] = max(peak[target], limiter.in_flight(target))
-            time.sleep(0.01)
+            release.wait(10)  # hold the slot until every thread that can get one has one
 
     threads = [threading.Thread(target=work, args=(key if i < 10 else other,)) for i in range(12)]
     for t in threads:
         t.start()
+    wait_for(lambda: limiter.in_flight(key) == 4 and limiter.in_flight(other) == 2, what="slots taken")
+    release.set()
     for t in threads:
-        t.join(5)
+        t.join(10)
     assert peak[key] == 4 and peak[other] == 2
     assert limiter.in_flight(key) == 0
 
