@@ -1,8 +1,12 @@
 """Shared fixtures live in tests/support; each module owns one part of the local world."""
-import os
+import tempfile
 
-# A REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in the environment silently overrides `verify=` in
-# requests; our code passes the emulator's CA explicitly, so tests must not depend on them.
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps its example database and constants cache outside the checkout, so a test run
+# leaves nothing behind in the working tree.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="roomsync-hypothesis-"))
+
 pytest_plugins = [
     "tests.support.azurite_fixture",
     "tests.support.emulator_fixture",
