@@ -135,8 +135,9 @@ class Bench:
     def measure(self, name: str, read: Callable[[], int], traced: bool) -> Run:
         """Runs `read` in a forked child and collects its figures through a pipe."""
         before = self.delta_requests()
-        receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-        child = multiprocessing.get_context("fork").Process(target=_child, args=(read, traced, sender))
+        fork = multiprocessing.get_context("fork")
+        receiver, sender = fork.Pipe(duplex=False)
+        child = fork.Process(target=_child, args=(read, traced, sender))
         child.start()
         sender.close()
         figures = receiver.recv()

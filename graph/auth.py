@@ -97,6 +97,10 @@ _apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 _building: dict[tuple, threading.Lock] = {}
 
 
+def _authority(config: GraphConfig, tenant_id: str) -> str:
+    return f"{config.authority_host}/{tenant_id}"
+
+
 def _app_key(config: GraphConfig, authority: str, client_id: str, credential: Credential) -> tuple:
     return (authority.lower(), client_id.lower(), credential.fingerprint, config.ca_bundle, config.timeout)
 
@@ -132,7 +136,7 @@ def _build_app(config: GraphConfig, authority: str, client_id: str,
 def shared_app(config: GraphConfig, tenant_id: str, client_id: str,
                credential: Credential) -> msal.ConfidentialClientApplication:
     """The process-wide MSAL app for this authority, client id and credential."""
-    authority = f"{config.authority_host}/{tenant_id}"
+    authority = _authority(config, tenant_id)
     key = _app_key(config, authority, client_id, credential)
     with _apps_lock:
         app = _apps.get(key)
@@ -156,7 +160,7 @@ def shared_app(config: GraphConfig, tenant_id: str, client_id: str,
 
 def forget_shared_app(config: GraphConfig, tenant_id: str, client_id: str, credential: Credential) -> None:
     """Drops one cached app, so a credential Entra refused is not kept in memory."""
-    key = _app_key(config, f"{config.authority_host}/{tenant_id}", client_id, credential)
+    key = _app_key(config, _authority(config, tenant_id), client_id, credential)
     with _apps_lock:
         _apps.pop(key, None)
 

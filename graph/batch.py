@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import unquote
 
-from graph.errors import GraphError, Throttled, error_from_response
-from graph.retry import RETRYABLE_STATUSES, RetryBudget, next_wait, parse_retry_after
+from graph.errors import GraphError, Throttled, error_from_response, header_value
+from graph.retry import RETRYABLE_STATUSES, RetryBudget, parse_retry_after
 
 if TYPE_CHECKING:
     from graph.client import GraphClient
@@ -163,13 +163,6 @@ def _wire(item_id: str, request: BatchRequest, depends_on: str | None) -> dict:
     return entry
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
 class BatchRunner:
     """Runs a list of requests as batches and returns one result per request, in request order."""
 
@@ -190,10 +183,10 @@ class BatchRunner:
             retry = self._to_retry(ids, requests, pending, results)
             if not retry:
                 break
-            retry_afters = [parse_retry_after(_header(results[i].headers, "Retry-After"), self.client.clock())
+            retry_afters = [parse_retry_after(header_value(results[i].headers, "Retry-After"), self.client.clock())
                             for i in retry if results[i].status in RETRYABLE_STATUSES]
             known = [value for value in retry_afters if value]
-            wait = max(known) if known else next_wait(rounds, None, self.client.backoff)
+            wait = max(known) if known else self.client.backoff.delay(rounds)
             if not budget.allows(wait):
                 log.warning("batch: %d items still throttled after %d rounds; retry budget spent",
                             len(retry), rounds)
@@ -258,7 +251,7 @@ class BatchRunner:
             body = answer.get("body")
             error = None
             if status >= 400 or status == 0:
-                retry_after = parse_retry_after(_header(headers, "Retry-After"), self.client.clock())
+                retry_after = parse_retry_after(header_value(headers, "Retry-After"), self.client.clock())
                 error = error_from_response(status, body, headers, retry_after=retry_after)
             results[i] = BatchResult(ids[i], requests[i], status, headers, body, error)
 

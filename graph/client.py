@@ -26,6 +26,7 @@ from graph.concurrency import MailboxLimiter, mailbox_key, shared_limiter
 from graph.config import GraphConfig
 from graph.errors import GraphError, ServiceUnavailable, error_from_response
 from graph.http import GraphSession, loggable_url
+from graph.paging import iter_items, iter_pages
 from graph.paths import query_string
 from graph.retry import (
     RETRYABLE_STATUSES, Backoff, RetryBudget, Sleeper, next_wait, parse_retry_after, real_sleep,
@@ -219,12 +220,10 @@ class GraphClient:
 
     def pages(self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None, mailbox: str | None = None) -> Iterator[dict]:
-        from graph.paging import iter_pages
         return iter_pages(self, path_or_url, params=params, headers=headers, mailbox=mailbox)
 
     def items(self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None, mailbox: str | None = None) -> Iterator[dict]:
-        from graph.paging import iter_items
         return iter_items(self, path_or_url, params=params, headers=headers, mailbox=mailbox)
 
 

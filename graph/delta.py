@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from graph.errors import GraphError
+from graph.paging import NEXT_LINK, iter_pages
 
 if TYPE_CHECKING:
     from graph.client import GraphClient
 
-NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"
 
 
@@ -48,12 +48,9 @@ class DeltaReader:
         """Yields each page's `value` list in order."""
         if self._delta_link is not None or self.pages_read:
             raise RuntimeError("a DeltaReader reads its round once")
-        url: str | None = self._start
-        params = self._params
-        while url:
-            page = self._client.get(url, params=params, headers=self._headers, mailbox=self._mailbox)
+        for page in iter_pages(self._client, self._start, params=self._params, headers=self._headers,
+                               mailbox=self._mailbox):
             self.pages_read += 1
-            params = None
             next_link, delta_link = page.get(NEXT_LINK), page.get(DELTA_LINK)
             if not next_link and not delta_link:
                 raise GraphError(0, "DeltaRoundIncomplete",
@@ -61,7 +58,6 @@ class DeltaReader:
             yield list(page.get("value") or [])
             if delta_link and not next_link:
                 self._delta_link = delta_link
-            url = next_link
 
     @property
     def complete(self) -> bool:
@@ -73,12 +69,15 @@ class DeltaReader:
             raise RuntimeError("the delta round is not complete; keep the previous deltaLink")
         return self._delta_link
 
+    def read_round(self) -> DeltaRound:
+        """Reads every page and returns the complete round."""
+        changes: list[dict] = []
+        for page in self.pages():
+            changes.extend(page)
+        return DeltaRound(changes=changes, delta_link=self.delta_link, pages=self.pages_read)
+
 
 def run_round(client: "GraphClient", start: str, *, params: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None, mailbox: str | None = None) -> DeltaRound:
     """Reads a whole round. `start` is a saved deltaLink, or the delta URL for a first round."""
-    reader = DeltaReader(client, start, params=params, headers=headers, mailbox=mailbox)
-    changes: list[dict] = []
-    for page in reader.pages():
-        changes.extend(page)
-    return DeltaRound(changes=changes, delta_link=reader.delta_link, pages=reader.pages_read)
+    return DeltaReader(client, start, params=params, headers=headers, mailbox=mailbox).read_round()

@@ -129,12 +129,12 @@ def error_from_response(status: int, body: Any, headers: Mapping[str, str] | Non
     inner = error.get("innerError") or error.get("innererror") or {}
     if not isinstance(inner, Mapping):
         inner = {}
-    request_id = _header(headers, "request-id") or inner.get("request-id") or inner.get("requestId")
-    client_request_id = _header(headers, "client-request-id") or inner.get("client-request-id")
+    request_id = header_value(headers, "request-id") or inner.get("request-id") or inner.get("requestId")
+    client_request_id = header_value(headers, "client-request-id") or inner.get("client-request-id")
     common = dict(request_id=request_id, client_request_id=client_request_id, body=body)
 
     if status == 410 or any(c.lower() in DELTA_RESET_CODES for c in codes):
-        return DeltaExpired(status, code, message, location=_header(headers, "Location"), **common)
+        return DeltaExpired(status, code, message, location=header_value(headers, "Location"), **common)
     kind = _BY_STATUS.get(status)
     if kind is None:
         kind = ServiceUnavailable if status in (502,) else GraphError
@@ -143,7 +143,9 @@ def error_from_response(status: int, body: Any, headers: Mapping[str, str] | Non
     return kind(status, code, message, **common)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header from any mapping, looked up case-insensitively (a $batch item's headers are a
+    plain dict)."""
     value = headers.get(name)
     if value is None:
         lowered = name.lower()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from graph.delta import DeltaReader, DeltaRound, run_round
+from graph.delta import DeltaReader, DeltaRound
 from graph.errors import NotFound
 from graph.paths import odata_string, segment
 from graph.timestamps import graph_time
@@ -134,17 +134,6 @@ def calendar_view(client: "GraphClient", mailbox: str, start: datetime, end: dat
                         headers=outlook_headers(), mailbox=mailbox)
 
 
-def _delta_args(mailbox: str, start: datetime | None, end: datetime | None,
-                delta_link: str | None, page_size: int) -> tuple[str, dict | None, dict[str, str]]:
-    headers = outlook_headers(f"odata.maxpagesize={page_size}")
-    if delta_link:
-        return delta_link, None, headers
-    if start is None or end is None:
-        raise ValueError("a first calendarView delta round needs start and end")
-    params = {"startDateTime": graph_time(start), "endDateTime": graph_time(end)}
-    return f"/users/{segment(mailbox)}/calendarView/delta", params, headers
-
-
 def calendar_view_delta_round(client: "GraphClient", mailbox: str, *, start: datetime | None = None,
                               end: datetime | None = None, delta_link: str | None = None,
                               page_size: int = 100) -> DeltaRound:
@@ -152,15 +141,21 @@ def calendar_view_delta_round(client: "GraphClient", mailbox: str, *, start: dat
 
     The window is fixed by the first round and carried in the links. Deleted events come as
     {"id", "@removed": {"reason": "deleted"}} — also for events that merely left the window."""
-    url, params, headers = _delta_args(mailbox, start, end, delta_link, page_size)
-    return run_round(client, url, params=params, headers=headers, mailbox=mailbox)
+    return calendar_view_delta_reader(client, mailbox, start=start, end=end, delta_link=delta_link,
+                                      page_size=page_size).read_round()
 
 
 def calendar_view_delta_reader(client: "GraphClient", mailbox: str, *, start: datetime | None = None,
                                end: datetime | None = None, delta_link: str | None = None,
                                page_size: int = 100) -> DeltaReader:
-    url, params, headers = _delta_args(mailbox, start, end, delta_link, page_size)
-    return DeltaReader(client, url, params=params, headers=headers, mailbox=mailbox)
+    headers = outlook_headers(f"odata.maxpagesize={page_size}")
+    if delta_link:
+        return DeltaReader(client, delta_link, headers=headers, mailbox=mailbox)
+    if start is None or end is None:
+        raise ValueError("a first calendarView delta round needs start and end")
+    params = {"startDateTime": graph_time(start), "endDateTime": graph_time(end)}
+    return DeltaReader(client, f"/users/{segment(mailbox)}/calendarView/delta", params=params,
+                       headers=headers, mailbox=mailbox)
 
 
 def find_by_ical_uid(client: "GraphClient", mailbox: str, ical_uid: str, *,

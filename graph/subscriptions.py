@@ -61,8 +61,11 @@ def _expiry(now: datetime, minutes: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
 
 
-def _with_clamp(client: "GraphClient", minutes: int, send: Callable[[str], dict]) -> dict:
-    """Sends with the given lifetime; on "can only be N minutes" retries once with N - margin."""
+def _with_clamp(client: "GraphClient", resource: str, lifetime_minutes: int | None,
+                send: Callable[[str], dict]) -> dict:
+    """Sends with the given lifetime (by default the documented maximum less the margin); on
+    "can only be N minutes" retries once with N - margin."""
+    minutes = lifetime_minutes or documented_max_minutes(resource) - SAFETY_MARGIN_MINUTES
     try:
         return send(_expiry(client.clock(), minutes))
     except BadRequest as error:
@@ -89,7 +92,6 @@ def create_subscription(client: "GraphClient", *, resource: str, change_type: st
     InvalidRequest when the endpoint does not echo the token within 10 s)."""
     if len(client_state) > 128:
         raise ValueError("clientState is limited to 128 characters")
-    minutes = lifetime_minutes or documented_max_minutes(resource) - SAFETY_MARGIN_MINUTES
     body: dict[str, Any] = {
         "changeType": change_type,
         "notificationUrl": notification_url,
@@ -104,7 +106,7 @@ def create_subscription(client: "GraphClient", *, resource: str, change_type: st
     def send(expiry: str) -> dict:
         return client.post("/subscriptions", {**body, "expirationDateTime": expiry}, headers=headers).json()
 
-    return _with_clamp(client, minutes, send)
+    return _with_clamp(client, resource, lifetime_minutes, send)
 
 
 def renew_subscription(client: "GraphClient", subscription_id: str, *, resource: str,
@@ -112,13 +114,12 @@ def renew_subscription(client: "GraphClient", subscription_id: str, *, resource:
     """Extends the expiry (PATCH, 200 + subscription); this also reauthorizes it.
 
     NotFound means the subscription is gone (expired or removed): create a new one and resync."""
-    minutes = lifetime_minutes or documented_max_minutes(resource) - SAFETY_MARGIN_MINUTES
 
     def send(expiry: str) -> dict:
         return client.patch(f"/subscriptions/{segment(subscription_id)}",
                             {"expirationDateTime": expiry}).json()
 
-    return _with_clamp(client, minutes, send)
+    return _with_clamp(client, resource, lifetime_minutes, send)
 
 
 def reauthorize_subscription(client: "GraphClient", subscription_id: str) -> None:

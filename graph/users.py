@@ -32,9 +32,13 @@ def _select(fields: Sequence[str]) -> str:
     return ",".join(dict.fromkeys(("id", *fields)))
 
 
+def _page_size(page_size: int) -> int:
+    return min(max(page_size, 1), MAX_PAGE_SIZE)
+
+
 def list_users(client: "GraphClient", *, select: Sequence[str] = USER_FIELDS,
                filter: str | None = None, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict]:
-    params = {"$select": _select(select), "$top": min(max(page_size, 1), MAX_PAGE_SIZE)}
+    params = {"$select": _select(select), "$top": _page_size(page_size)}
     if filter:
         params["$filter"] = filter
     return client.items("/users", params=params)
@@ -45,15 +49,11 @@ def get_user(client: "GraphClient", id_or_upn: str, *, select: Sequence[str] = U
     return client.get(f"/users/{segment(id_or_upn)}", params={"$select": _select(select)})
 
 
-def _page_size_header(page_size: int) -> dict[str, str]:
-    return {"Prefer": f"odata.maxpagesize={min(max(page_size, 1), MAX_PAGE_SIZE)}"}
-
-
 def delta_reader(client: "GraphClient", delta_link: str | None = None, *,
                  select: Sequence[str] = USER_FIELDS, page_size: int = MAX_PAGE_SIZE) -> DeltaReader:
     """A round from a saved deltaLink (used verbatim: it encodes the $select), or a full first
     round when there is none."""
-    headers = _page_size_header(page_size)
+    headers = {"Prefer": f"odata.maxpagesize={_page_size(page_size)}"}
     if delta_link:
         return DeltaReader(client, delta_link, headers=headers)
     return DeltaReader(client, DELTA_PATH, params={"$select": _select(select)}, headers=headers)
@@ -65,10 +65,7 @@ def delta_round(client: "GraphClient", delta_link: str | None = None, *,
 
     Removed users come as {"id", "@removed": {"reason": "changed"|"deleted"}}; the same user may
     appear more than once in a round (merge by id, last wins)."""
-    headers = _page_size_header(page_size)
-    if delta_link:
-        return run_round(client, delta_link, headers=headers)
-    return run_round(client, DELTA_PATH, params={"$select": _select(select)}, headers=headers)
+    return delta_reader(client, delta_link, select=select, page_size=page_size).read_round()
 
 
 def delta_link_from_now(client: "GraphClient", *, select: Sequence[str] = USER_FIELDS) -> str:
