@@ -12,6 +12,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on the port, so a server could bind it now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1", alive=None) -> None:
     """Block until something accepts connections on the port; `alive()` False aborts early."""
     deadline = time.monotonic() + timeout

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ import requests
 from devtools.azurite import Azurite
 from devtools.localhost.host_config import load_host_config
 from devtools.localhost.settings_file import SettingsFileError, read_values
-from devtools.ports import free_port, wait_for_port
+from devtools.ports import free_port, port_is_free, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_MODULE = "devtools.graph_emulator"
@@ -134,15 +133,6 @@ def read_ready_lines(child: Child, keys: tuple[str, ...], timeout: float) -> dic
         code = child.process.wait()
         raise StartFailed(f"{child.name} exited with code {code} before printing {', '.join(missing)}")
     return found
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def require_emulator(module: str) -> None:

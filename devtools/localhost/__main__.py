@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from devtools.localhost.host import LocalHost, LocalHostError
-from devtools.localhost.metadata import MetadataError, find_app, import_app_module
+from devtools.localhost.metadata import MetadataError, app_directory, find_app, import_app_module
 from devtools.localhost.settings_file import SettingsFileError, apply_values, read_values
 
 DEFAULT_SETTINGS_CHECK = "sync.settings:check_settings_or_exit"
@@ -43,12 +43,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="module:function run before the app is imported; '' to skip "
                              f"(default {DEFAULT_SETTINGS_CHECK}, skipped when that module does not exist)")
     return parser.parse_args(argv)
-
-
-def _app_dir(target: str) -> Path:
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        return Path(target).resolve().parent
-    return Path.cwd()
 
 
 def load_settings_file(explicit: str | None, app_dir: Path) -> Path | None:
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    app_dir = _app_dir(args.app)
+    app_dir = app_directory(args.app)
     try:
         settings_path = load_settings_file(args.settings, app_dir)
         if str(app_dir) not in sys.path:

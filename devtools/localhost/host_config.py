@@ -7,11 +7,12 @@ maxPollingInterval (caps the local poll interval) and messageEncoding (base64 or
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devtools.localhost.settings_file import read_json_object
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?$")
 
@@ -95,10 +96,5 @@ def load_host_config(path: str | Path | None) -> HostConfig:
     """Read host.json; no path, or a path that does not exist, gives the defaults."""
     if path is None or not Path(path).is_file():
         return HostConfig()
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise HostConfigError(f"{Path(path).name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(document, dict):
-        raise HostConfigError(f"{Path(path).name} must hold a JSON object")
-    return host_config_from_dict(document, Path(path).name)
+    path = Path(path)
+    return host_config_from_dict(read_json_object(path, HostConfigError), path.name)

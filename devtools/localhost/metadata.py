@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
@@ -61,11 +61,6 @@ class FunctionInfo:
     # Timer
     schedule: str | None = None
     run_on_startup: bool = False
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.function)
 
 
 def _output(function_name: str, binding) -> OutputBinding:
@@ -158,13 +153,23 @@ def find_app(module) -> Any:
     return apps[0]
 
 
+def is_app_file(target: str) -> bool:
+    """True when `target` names a .py file or a path rather than a module."""
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def app_directory(target: str) -> Path:
+    """The folder the app lives in: a file's folder, else the current directory."""
+    return Path(target).resolve().parent if is_app_file(target) else Path.cwd()
+
+
 def import_app_module(target: str):
     """Import the app from a module name (`function_app`) or a file path (`some/dir/function_app.py`).
 
     A file's folder goes first on sys.path, so the app imports its own packages as it would
     from the root of a deployed Functions app.
     """
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if is_app_file(target):
         path = Path(target).resolve()
         if not path.is_file():
             raise MetadataError(f"app file {target} does not exist")

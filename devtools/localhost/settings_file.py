@@ -12,17 +12,25 @@ class SettingsFileError(ValueError):
     """The settings file cannot be used; the message names the file and the reason."""
 
 
+def read_json_object(path: Path, error: type[ValueError]) -> dict:
+    """The JSON object in a host file (BOM allowed, as Core Tools allows it); `error` names the
+    file and the reason when it is not valid JSON or not an object."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(document, dict):
+        raise error(f"{path.name} must hold a JSON object")
+    return document
+
+
 def read_values(path: str | Path) -> dict[str, str]:
     """The `Values` object of a local.settings.json file, every value as a string."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
+        document = read_json_object(path, SettingsFileError)
     except FileNotFoundError:
         raise SettingsFileError(f"settings file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise SettingsFileError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(document, dict):
-        raise SettingsFileError(f"{path.name} must hold a JSON object")
     if document.get("IsEncrypted") is True:
         raise SettingsFileError(f"{path.name} is encrypted (IsEncrypted: true); decrypt it or set IsEncrypted to false")
     values = document.get("Values") or {}

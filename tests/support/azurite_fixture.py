@@ -1,7 +1,6 @@
 """Session-wide Azurite for tests: one in-memory instance on free ports, stopped at the end."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
