@@ -98,12 +98,9 @@ def integration_service():
     """The integrations service behind the REST API."""
     def build():
         from sync.integrations import IntegrationService
-        from sync.store.integrations_repo import IntegrationsRepo
-        from sync.store.syncstate_repo import SyncStateRepo
-        from sync.store.users_repo import UsersRepo
 
         return IntegrationService(
-            integrations=IntegrationsRepo(store()), syncstate=SyncStateRepo(store()), users=UsersRepo(store()),
+            integrations=integrations_repo(), syncstate=syncstate_repo(), users=users_repo(),
             access=graph_access(), requester=sync_requester(),
             default_max_share=settings().user_sync_max_deactivation_share)
 
@@ -114,13 +111,10 @@ def user_sync():
     """Runs user syncs (the user-sync queue worker)."""
     def build():
         from sync.events_out import USER_EVENTS_QUEUE, QueuePublisher, UserEventPublisher
-        from sync.store.integrations_repo import IntegrationsRepo
-        from sync.store.syncstate_repo import SyncStateRepo
-        from sync.store.users_repo import UsersRepo
         from sync.users import UserSync
 
         return UserSync(
-            integrations=IntegrationsRepo(store()), users=UsersRepo(store()), syncstate=SyncStateRepo(store()),
+            integrations=integrations_repo(), users=users_repo(), syncstate=syncstate_repo(),
             access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
             default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester())
 
@@ -129,10 +123,9 @@ def user_sync():
 
 def user_listing():
     def build():
-        from sync.store.users_repo import UsersRepo
         from sync.users import UserListing
 
-        return UserListing(UsersRepo(store()))
+        return UserListing(users_repo())
 
     return _once("user_listing", build)
 
@@ -144,6 +137,24 @@ def integrations_repo():
         return IntegrationsRepo(store())
 
     return _once("integrations_repo", build)
+
+
+def syncstate_repo():
+    def build():
+        from sync.store.syncstate_repo import SyncStateRepo
+
+        return SyncStateRepo(store())
+
+    return _once("syncstate_repo", build)
+
+
+def users_repo():
+    def build():
+        from sync.store.users_repo import UsersRepo
+
+        return UsersRepo(store())
+
+    return _once("users_repo", build)
 
 
 def reset() -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from graph import TokenError, TokenServiceUnavailable
 from sync import validation
 from sync.credentials import GrantedAccess, GraphAccess, PermissionMissing, secret_expiry_warnings, token_error_code
-from sync.model import ACTIVE, CREDENTIALS_INVALID, Integration, IntegrationOptions, iso_utc
+from sync.model import ACTIVE, CREDENTIALS_INVALID, Integration, IntegrationOptions, iso_utc, utc_now
 from sync.store.errors import ConflictError
 from sync.store.integrations_repo import IntegrationsRepo
 from sync.store.syncstate_repo import SyncStateRepo
@@ -37,15 +37,11 @@ def no_assets_to_unsubscribe(integration: Integration) -> int:
     return 0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class IntegrationService:
     def __init__(self, *, integrations: IntegrationsRepo, syncstate: SyncStateRepo, users: UsersRepo,
                  access: GraphAccess, requester: SyncRequester, default_max_share: float,
                  unsubscribe_assets: UnsubscribeAssets = no_assets_to_unsubscribe,
-                 clock: Callable[[], datetime] = _utcnow,
+                 clock: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self.integrations = integrations
         self.syncstate = syncstate
@@ -78,10 +74,8 @@ class IntegrationService:
         view["initial_user_sync"] = self._request_sync(integration.id, INITIAL)
         return view
 
-    def _refuse_duplicates(self, tenant_id: str, domains: tuple[str, ...], ignore: str | None = None) -> None:
+    def _refuse_duplicates(self, tenant_id: str, domains: tuple[str, ...]) -> None:
         for other in self.integrations.list():
-            if other.id == ignore:
-                continue
             if other.tenant_id == tenant_id:
                 raise Problem(409, "duplicate_tenant", f"tenant_id: tenant {tenant_id} is already connected "
                               f"(integration {other.id}); change that integration instead", field="tenant_id",
@@ -190,8 +184,7 @@ class IntegrationService:
         try:
             integration = self.integrations.update(integration)
         except ConflictError:
-            raise Problem(409, "changed_meanwhile", "the integration changed while this request ran; "
-                          "read it again and retry") from None
+            raise _changed_meanwhile() from None
         log.info("integration %s updated (%s)", integration.id,
                  ", ".join(name for name, given in (("secret", patch.client_secret is not None),
                                                     ("secret expiry", patch.secret_expires_at is not UNSET),
@@ -222,8 +215,7 @@ class IntegrationService:
         try:
             self.integrations.delete(integration)
         except ConflictError:
-            raise Problem(409, "changed_meanwhile", "the integration changed while this request ran; "
-                          "read it again and retry") from None
+            raise _changed_meanwhile() from None
         self.syncstate.delete(integration.id)
         people = self.users.summary(integration.id).total
         if people <= INLINE_PURGE_LIMIT:
@@ -236,6 +228,11 @@ class IntegrationService:
         log.info("integration %s deleted (%d assets unsubscribed; removal of %d people %s)",
                  integration.id, unsubscribed, people, removal)
         return {"integration_id": integration.id, "assets_unsubscribed": unsubscribed, "people_removal": removal}
+
+
+def _changed_meanwhile() -> Problem:
+    """An ETag-guarded write lost to a concurrent change of the same integration."""
+    return Problem(409, "changed_meanwhile", "the integration changed while this request ran; read it again and retry")
 
 
 # ---- what the API shows -------------------------------------------------------------------------

@@ -5,7 +5,7 @@ sync/store/ turn them into table rows and the REST API into JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 # Integration.status
@@ -99,6 +99,11 @@ class User:
         """What the directory says about the person: equal profiles mean nothing to write."""
         return (self.email, self.mail, self.user_principal_name, self.display_name, self.given_name, self.surname,
                 self.department, self.job_title, self.office_location, self.user_type, self.account_enabled)
+
+
+def utc_now() -> datetime:
+    """The current time, aware and in UTC: the default clock of the services."""
+    return datetime.now(timezone.utc)
 
 
 def iso_utc(moment: datetime | None) -> str | None:

@@ -16,17 +16,17 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from graph import DeltaExpired, GraphError, Throttled, TokenServiceUnavailable
+from graph import DeltaExpired, GraphError, Throttled, TokenError, TokenServiceUnavailable
 from graph.users import delta_reader
 from sync.credentials import (
     GraphAccess, credentials_reason, is_credentials_problem, park_integration, secret_expiry_warnings,
 )
 from sync.events_out import QueuePublisher, UserEventPublisher
 from sync import validation
-from sync.model import Integration, User, iso_utc
+from sync.model import Integration, User, iso_utc, utc_now
 from sync.store.errors import ConflictError, StoreError
 from sync.store.integrations_repo import IntegrationsRepo
 from sync.store.syncstate_repo import LastRun, SyncStateRepo, UserSyncState
@@ -73,10 +73,6 @@ MAX_DEFERRALS = 20
 MAX_DEFER_SECONDS = 15 * 60
 BUSY_DEFER_SECONDS = 60
 UNKNOWN_INTEGRATION = "unknown_integration"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # ---- requests on the queue ------------------------------------------------------------------------
@@ -169,7 +165,7 @@ class UserSync:
 
     def __init__(self, *, integrations: IntegrationsRepo, users: UsersRepo, syncstate: SyncStateRepo,
                  access: GraphAccess, events: UserEventPublisher, default_max_share: float,
-                 clock: Callable[[], datetime] = _utcnow, page_size: int = DELTA_PAGE_SIZE,
+                 clock: Callable[[], datetime] = utc_now, page_size: int = DELTA_PAGE_SIZE,
                  full_read_writers: int = FULL_READ_WRITERS, requester: SyncRequester | None = None) -> None:
         self.requester = requester
         self.integrations = integrations
@@ -374,8 +370,6 @@ def _is_transient(error: BaseException) -> bool:
 def _describe(error: BaseException) -> str:
     """A reason safe to store and show: our typed errors are written to carry no secrets; for
     anything else only the type is kept."""
-    from graph import TokenError
-
     if isinstance(error, (GraphError, TokenError, StoreError)):
         return f"{type(error).__name__}: {error}"[:600]
     return f"{type(error).__name__} (see the function logs)"
@@ -395,7 +389,7 @@ class ScheduleReport:
 
 
 def schedule_user_syncs(integrations: IntegrationsRepo, requester: SyncRequester,
-                        clock: Callable[[], datetime] = _utcnow) -> ScheduleReport:
+                        clock: Callable[[], datetime] = utc_now) -> ScheduleReport:
     """Requests one run per active integration; parked ones get one log line each, and secrets
     close to expiry are logged as warnings (the status shows them too)."""
     report = ScheduleReport()

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 
+from sync.store.batch_wire import OPTIONS_BY_KIND
 from sync.store.errors import TransactionError
 from sync.store.keys import validate_key
 
@@ -21,13 +22,6 @@ MAX_PAYLOAD_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 _OPERATION_OVERHEAD = 1024
 """Bytes of multipart headers, request line and URL around each operation (a generous guess)."""
-
-_ALLOWED_OPTIONS = {
-    "create": frozenset(),
-    "upsert": frozenset({"mode"}),
-    "update": frozenset({"mode", "etag", "match_condition"}),
-    "delete": frozenset({"etag", "match_condition"}),
-}
 
 
 @dataclass(frozen=True)
@@ -94,15 +88,15 @@ def _check(index: int, operation: Any) -> Operation:
         raise TransactionError(f"options must be a mapping, not {type(options_given).__name__}", index=index)
     options = dict(options_given or {})
     kind = getattr(kind, "value", kind)
-    if not isinstance(kind, str) or kind.lower() not in _ALLOWED_OPTIONS:
-        raise TransactionError(f"unknown operation kind {kind!r}; use one of {', '.join(_ALLOWED_OPTIONS)}",
+    if not isinstance(kind, str) or kind.lower() not in OPTIONS_BY_KIND:
+        raise TransactionError(f"unknown operation kind {kind!r}; use one of {', '.join(OPTIONS_BY_KIND)}",
                                index=index)
     kind = kind.lower()
     if not isinstance(entity, Mapping):
         raise TransactionError(f"the entity must be a mapping, not {type(entity).__name__}", index=index)
     partition_key = validate_key(entity.get("PartitionKey"), what=f"PartitionKey of operation {index}")
     row_key = validate_key(entity.get("RowKey"), what=f"RowKey of operation {index}")
-    unknown = sorted(set(options) - _ALLOWED_OPTIONS[kind])
+    unknown = sorted(set(options) - OPTIONS_BY_KIND[kind])
     if unknown:
         raise TransactionError(f"option(s) {', '.join(unknown)} do not apply to {kind!r}", index=index,
                                partition_key=partition_key, row_key=row_key)

@@ -39,6 +39,14 @@ _OPERATION_INDEX = re.compile(r"^(\d+):")
 _STATUS_LINE = re.compile(rb"^HTTP/\d(?:\.\d)?\s+(\d{3})(?:\s+(.*))?$")
 _BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
+OPTIONS_BY_KIND: Mapping[str, frozenset[str]] = {
+    "create": frozenset(),
+    "upsert": frozenset({"mode"}),
+    "update": frozenset({"mode", "etag", "match_condition"}),
+    "delete": frozenset({"etag", "match_condition"}),
+}
+"""The operation kinds of a transaction and the SDK options each one takes."""
+
 _PART_HEADERS = b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
 _COMMON_HEADERS = (b"Accept: application/json;odata=minimalmetadata\r\n"
                    b"Prefer: return-no-content\r\n"
@@ -120,21 +128,18 @@ def encode_transaction(endpoint: str, table: str, operations: Iterable[Sequence[
 def _encode_operation(table_url: str, position: int, operation: Sequence[Any], cosmos: bool) -> bytes:
     kind, entity, options = _unpack(operation)
     url_of_row = f"{table_url}({_key_predicate(entity)})"
+    if kind not in OPTIONS_BY_KIND:
+        raise ValueError(f"unknown transaction operation {kind!r}: use create, upsert, update or delete")
+    _allow(options, kind, OPTIONS_BY_KIND[kind])
     if kind == "create":
-        _allow(options, kind, set())
         method, url, if_match, body = "POST", table_url, None, _entity_json(entity)
     elif kind == "upsert":
-        _allow(options, kind, {"mode"})
         method, url, if_match, body = _write_method(options), url_of_row, None, _entity_json(entity)
     elif kind == "update":
-        _allow(options, kind, {"mode", "etag", "match_condition"})
         method, url, if_match = _write_method(options), url_of_row, _if_match(entity, options)
         body = _entity_json(entity)
-    elif kind == "delete":
-        _allow(options, kind, {"etag", "match_condition"})
+    else:  # delete
         method, url, if_match, body = "DELETE", url_of_row, _if_match(entity, options), None
-    else:
-        raise ValueError(f"unknown transaction operation {kind!r}: use create, upsert, update or delete")
 
     extra = b""
     if cosmos and method == "MERGE":
@@ -161,7 +166,7 @@ def _unpack(operation: Sequence[Any]) -> tuple[str, Mapping[str, Any], Mapping[s
     return kind.lower(), operation[1], options
 
 
-def _allow(options: Mapping[str, Any], kind: str, allowed: set[str]) -> None:
+def _allow(options: Mapping[str, Any], kind: str, allowed: frozenset[str]) -> None:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"option(s) {', '.join(unknown)} do not apply to {kind!r}")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
 from sync.model import Integration, IntegrationOptions
 from sync.store.catalog import Store
-from sync.store.tables import REPLACE, etag_of
+from sync.store.tables import REPLACE, etag_of, utc_moment
 
 TABLE = "integrations"
 PARTITION = "integrations"
@@ -97,14 +96,3 @@ def from_entity(row: Mapping[str, Any]) -> Integration:
         updated_at=utc_moment(row.get("UpdatedAt")),
         etag=etag_of(row) if getattr(row, "metadata", None) else None,
     )
-
-
-def utc_moment(value: Any) -> datetime | None:
-    """Table datetimes come back as a datetime subclass: hand out plain UTC datetimes."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                    value.microsecond, tzinfo=timezone.utc)

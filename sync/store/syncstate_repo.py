@@ -16,8 +16,7 @@ from typing import Any, Mapping
 from sync.model import iso_utc
 from sync.store.catalog import Store
 from sync.store.errors import ConflictError
-from sync.store.integrations_repo import utc_moment
-from sync.store.tables import REPLACE, etag_of
+from sync.store.tables import REPLACE, etag_of, utc_moment
 
 TABLE = "syncstate"
 USERS_ROW = "users"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from azure.core import MatchConditions
@@ -41,6 +42,17 @@ def etag_of(entity: Mapping[str, Any]) -> str:
     if not etag:
         raise ValueError("this entity carries no ETag: use a row returned by Table.get() or Table.query()")
     return etag
+
+
+def utc_moment(value: datetime | None) -> datetime | None:
+    """Table datetimes come back as a datetime subclass: hand out plain UTC datetimes."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                    value.microsecond, tzinfo=timezone.utc)
 
 
 def validate_table_name(name: object) -> str:

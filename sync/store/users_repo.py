@@ -26,11 +26,11 @@ from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sync.model import User
+from sync.store.batch import MAX_OPERATIONS
 from sync.store.catalog import Store
 from sync.store.errors import TransactionError
-from sync.store.integrations_repo import utc_moment
 from sync.store.keys import compose, decode_id, encode_id, prefix_range, split
-from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, utc_moment
 from sync.user_delta import Action, IndexChanges
 
 TABLE = "users"
@@ -43,7 +43,6 @@ SUMMARY_ROW = compose("m", "summary")
 ROW_KEYS_PER_QUERY = 14
 # Above this many people to look up, one scan of the partition is cheaper than point queries.
 SCAN_THRESHOLD = 1400
-MAX_OPERATIONS = 100
 
 
 def user_row_key(user_id: str) -> str:
@@ -262,9 +261,7 @@ class UsersRepo:
         remaining = list(operations)
         while True:
             try:
-                if atomic:
-                    return self.table.transact(remaining, atomic=True)
-                return self.table.transact(remaining)
+                return self.table.transact(remaining, atomic=atomic)
             except TransactionError as error:
                 failed = error.index
                 if (error.status != 404 or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
