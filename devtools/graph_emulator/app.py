@@ -72,6 +72,12 @@ def no_content(status: int = 204) -> Response:
 Guard = Callable[[Ctx, Handler], Response]
 
 
+def raw_path(request: Request) -> str:
+    """The path as sent, still percent-encoded and without the query (what routes match)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    return raw.split("?", 1)[0]
+
+
 class EmulatorApp:
     """WSGI app. Areas call `route()` to add endpoints and `add_guard()` for middleware."""
 
@@ -94,20 +100,19 @@ class EmulatorApp:
         self.guards.append(guard)
 
     def dispatch(self, request: Request, in_batch: bool = False) -> Response:
-        raw_path = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
-        raw_path = raw_path.split("?", 1)[0]
-        adapter = self.url_map.bind("emulator", path_info=raw_path, url_scheme="https")
+        path = raw_path(request)
+        adapter = self.url_map.bind("emulator", path_info=path, url_scheme="https")
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id")
         try:
             endpoint, params = adapter.match(method=request.method)
         except NotFound:
-            err = GraphError(400, "BadRequest", f"Resource not found for the segment '{raw_path}'.") \
-                if raw_path.startswith("/v1.0/") else GraphError(404, "NotFound", f"No route {raw_path}")
+            err = GraphError(400, "BadRequest", f"Resource not found for the segment '{path}'.") \
+                if path.startswith("/v1.0/") else GraphError(404, "NotFound", f"No route {path}")
             self._count(f"{request.method} <unknown>")
             return self._finish(error_response(err, request_id, client_request_id), request_id)
         except MethodNotAllowed:
-            err = GraphError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed for '{raw_path}'.")
+            err = GraphError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed for '{path}'.")
             return self._finish(error_response(err, request_id, client_request_id), request_id)
         params = {k: unquote(v) if isinstance(v, str) else v for k, v in params.items()}
         self._count(endpoint)

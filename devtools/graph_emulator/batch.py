@@ -32,7 +32,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response
-from devtools.graph_emulator.errors import GraphError, bad_request, error_body
+from devtools.graph_emulator.errors import bad_request, error_body
 from devtools.graph_emulator.identity import authorize
 
 SERVICE = "batch"
@@ -184,10 +184,8 @@ class BatchRunner:
         relative = url if url.startswith("/") else "/" + url
         if relative.split("?", 1)[0].lower().rstrip("/") in ("/$batch", "/%24batch"):
             return self._error(item, 400, "BadRequest", "Nested batch requests are not supported.")
-        try:
-            response = self.app.dispatch(self._inner_request(item, "/v1.0" + relative), in_batch=True)
-        except GraphError as err:
-            return self._error(item, err.status, err.code, err.message)
+        # dispatch answers every failure (GraphError included) as a response of its own.
+        response = self.app.dispatch(self._inner_request(item, "/v1.0" + relative), in_batch=True)
         return self._record(_item_result(item.id, response))
 
     def _inner_request(self, item: BatchItem, target: str) -> Request:

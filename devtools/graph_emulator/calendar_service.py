@@ -33,6 +33,7 @@ from devtools.graph_emulator.state import Room, Tenant, User, World, new_outlook
 from devtools.graph_emulator.time_zones import require_zone
 
 RESPONSES = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted", "decline": "declined"}
+SERVICE = "calendars"
 
 
 @dataclass(frozen=True)
@@ -245,12 +246,15 @@ class CalendarService:
             self.delete_event(tenant, mailbox, item_id)
 
     def respond(self, tenant: Tenant, mailbox: Mailbox, item_id: str, action: str,
-                send_response: bool = True) -> None:
+                send_response: bool = True, proposes_new_time: bool = False) -> None:
         """accept / tentativelyAccept / decline an invitation in an attendee's calendar."""
         with self.world.lock:
             box = self.box(tenant, mailbox)
             found = self.find(box, item_id)
             root = found.master or found.event
+            if proposes_new_time and not root.options.get("allowNewTimeProposals", True):
+                raise GraphError(400, "ErrorInvalidRequest",
+                                 "The organizer of this meeting doesn't allow new time proposals.")
             if root.is_organizer or root.source is None:
                 raise GraphError(400, "ErrorInvalidRequest",
                                  "Your request can't be completed. You can't respond to a meeting you organized.")
@@ -297,6 +301,11 @@ class CalendarService:
         original = organizer_box.events.get(copy.source[1])
         if original is not None and original.copies.get(copy.mailbox_id) == copy.id:
             del original.copies[copy.mailbox_id]
+
+
+def calendar_service(world: World) -> CalendarService:
+    """The world's calendar service (Graph routes and the control API share it)."""
+    return world.service(SERVICE, lambda: CalendarService(world))
 
 
 @contextmanager

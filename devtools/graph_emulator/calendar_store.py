@@ -79,10 +79,6 @@ class Found:
     master: StoredEvent | None
     original_start: datetime | None
 
-    @property
-    def is_instance_of_series(self) -> bool:
-        return self.master is not None
-
 
 class CalendarStore:
     def __init__(self) -> None:

@@ -9,7 +9,6 @@ AADSTS codes seen from the real service (700027 key not found / bad signature / 
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from devtools.graph_emulator.clock import graph_datetime
+from devtools.graph_emulator.identity import b64url_decode
 from devtools.graph_emulator.state import AppRegistration, Tenant, World
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -70,27 +71,20 @@ def make_self_signed(common_name: str = "roomsync", days: int = 365,
     return key_pem, cert_pem, sha1_thumbprint(cert_pem)
 
 
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _moment(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "1970-01-01T00:00:00.0000000Z"
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
+    return graph_datetime(datetime.fromtimestamp(timestamp or 0, tz=timezone.utc))
 
 
 def _find_certificate(app: AppRegistration, header: dict) -> tuple[str, x509.Certificate | None]:
     """Looks the key up by x5t#S256 or x5t; returns (thumbprint as the client sent it, cert)."""
     candidates = {thumb: x509.load_pem_x509_certificate(pem) for thumb, pem in app.certificates.items()}
     if header.get("x5t#S256"):
-        wanted = _b64url_decode(header["x5t#S256"])
+        wanted = b64url_decode(header["x5t#S256"])
         for cert in candidates.values():
             if cert.fingerprint(hashes.SHA256()) == wanted:
                 return wanted.hex().upper(), cert
         return wanted.hex().upper(), None
-    wanted_hex = _b64url_decode(header["x5t"]).hex().upper()
+    wanted_hex = b64url_decode(header["x5t"]).hex().upper()
     return wanted_hex, candidates.get(wanted_hex)
 
 
@@ -128,9 +122,9 @@ def check_assertion(world: World, tenant: Tenant, app: AppRegistration, assertio
     try:
         if len(parts) != 3:
             raise ValueError("not three segments")
-        header = json.loads(_b64url_decode(parts[0]))
-        claims = json.loads(_b64url_decode(parts[1]))
-        signature = _b64url_decode(parts[2])
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
     except (ValueError, binascii.Error):
         return 50027, "JWT token is invalid or malformed."
     if not header.get("x5t") and not header.get("x5t#S256"):

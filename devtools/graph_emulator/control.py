@@ -2,8 +2,8 @@
 listens on loopback). Tests and the demo use it to act as the tenant's operator. Errors are
 `{"error": {"code", "message"}}` with 400 (bad input) or 404 (unknown tenant, app, user, room).
 `<tenant>` is a tenant id or domain; `<user>` an id, UPN or mail; `<room>` an email or place id.
-Other areas add their own `/_control/...` routes in their modules (`tenant_or_404`, `bad`,
-`body` and `iso` here are shared by them).
+Other areas add their own `/_control/...` routes in their modules (`tenant_or_404`,
+`find_tenant_or_404`, `bad`, `body` and `iso` here are shared by them).
 
 | Method | Path | Body -> answer |
 |---|---|---|
@@ -44,16 +44,15 @@ from werkzeug.wrappers import Response
 from devtools.graph_emulator import certificates, places, seed, users
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
 from devtools.graph_emulator.clock import graph_datetime, parse_graph_datetime
-from devtools.graph_emulator.errors import GraphError
-from devtools.graph_emulator.state import AppRegistration, ClientSecret, Room, RoomSettings, Tenant, User
+from devtools.graph_emulator.errors import GraphError, bad_request
+from devtools.graph_emulator.state import AppRegistration, ClientSecret, Room, RoomSettings, Tenant, User, World
 
 PREFIX = "/_control"
 
 
 # ---- shared by all control routes --------------------------------------------------------------------------------
 
-def bad(message: str) -> GraphError:
-    return GraphError(400, "BadRequest", message)
+bad = bad_request
 
 
 def missing(message: str) -> GraphError:
@@ -74,11 +73,17 @@ def iso(moment: datetime | None) -> str | None:
     return graph_datetime(moment) if moment else None
 
 
-def tenant_or_404(ctx: Ctx) -> Tenant:
-    tenant = ctx.world.find_tenant(ctx.params["tenant"])
+def find_tenant_or_404(world: World, name: str) -> Tenant:
+    """The tenant with this id or domain, or a 404."""
+    with world.lock:
+        tenant = world.find_tenant(name)
     if tenant is None:
-        raise missing(f"no tenant '{ctx.params['tenant']}'")
+        raise missing(f"no tenant '{name}'")
     return tenant
+
+
+def tenant_or_404(ctx: Ctx) -> Tenant:
+    return find_tenant_or_404(ctx.world, ctx.params["tenant"])
 
 
 def _app_or_404(ctx: Ctx, tenant: Tenant) -> AppRegistration:

@@ -251,9 +251,9 @@ def check_properties(body: Any) -> dict:
 
 def apply_properties(event: StoredEvent, body: dict, name_of: Callable[[str], str | None],
                      creating: bool) -> set[str]:
-    """Writes the request's properties onto `event`; returns the names of what changed in a way
-    that matters to scheduling ("time", "recurrence", "attendees", "content")."""
-    check_properties(body)
+    """Writes the request's properties onto `event` (the body already passed `check_properties`);
+    returns the names of what changed in a way that matters to scheduling ("time", "recurrence",
+    "attendees", "content")."""
     changed: set[str] = set()
     if "subject" in body:
         event.subject = _string(body["subject"], "subject")

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from werkzeug.datastructures import MultiDict
 
-from devtools.graph_emulator.app import Ctx
+from devtools.graph_emulator.app import Ctx, raw_path
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.event_model import (
     SELECTABLE, RenderOptions, StoredEvent, normalise_property_id, render, select,
@@ -192,8 +192,7 @@ def page_link(ctx: Ctx, base_url: str, skip: int, top: int) -> str:
     """The nextLink: same path and options, `$skip` moved on."""
     params = [(k, v) for k, v in ctx.request.args.items(multi=True) if k.lower() not in ("$skip", "$top")]
     params += [("$top", str(top)), ("$skip", str(skip))]
-    raw_path = ctx.request.environ.get("RAW_URI") or ctx.request.environ.get("REQUEST_URI") or ctx.request.path
-    return f"{base_url}{raw_path.split('?', 1)[0]}?{urlencode(params, safe='$/@:,()')}"
+    return f"{base_url}{raw_path(ctx.request)}?{urlencode(params, safe='$/@:,()')}"
 
 
 def collection(ctx: Ctx, events: list[StoredEvent], query: QueryOptions, context: str) -> tuple[dict, dict]:

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from devtools.graph_emulator import calendar_delta, meetings_control
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
-from devtools.graph_emulator.calendar_service import CalendarService, Mailbox
+from devtools.graph_emulator.calendar_service import CalendarService, Mailbox, calendar_service
 from devtools.graph_emulator.calendar_store import expand
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.event_model import StoredEvent, render, select
@@ -34,11 +34,9 @@ from devtools.graph_emulator.event_query import collection, parse_query, render_
 from devtools.graph_emulator.identity import CALENDAR_READ, CALENDAR_WRITE, authorize
 from devtools.graph_emulator.state import Tenant
 
-SERVICE = "calendars"
-
 
 def service(ctx: Ctx) -> CalendarService:
-    return ctx.world.services[SERVICE]
+    return calendar_service(ctx.world)
 
 
 def _mailbox(ctx: Ctx, write: bool = False) -> tuple[Tenant, Mailbox]:
@@ -195,19 +193,13 @@ def _respond_action(action: str):
         send = body.get("sendResponse", True)
         if not isinstance(send, bool):
             raise GraphError(400, "RequestBodyRead", "Cannot convert the literal to the expected type 'Edm.Boolean'.")
-        if body.get("proposedNewTime") is not None:
-            # event-decline / event-tentativelyAccept: 400 when sendResponse is false or the event's
-            # allowNewTimeProposals is false; accept takes no proposedNewTime at all.
-            if action == "accept" or not send:
-                raise GraphError(400, "ErrorInvalidRequest", "proposedNewTime requires sendResponse to be true.")
-            with ctx.world.lock:
-                svc = service(ctx)
-                found = svc.find(svc.box(tenant, mailbox), _event_id(ctx))
-                allowed = (found.master or found.event).options.get("allowNewTimeProposals", True)
-            if not allowed:
-                raise GraphError(400, "ErrorInvalidRequest",
-                                 "The organizer of this meeting doesn't allow new time proposals.")
-        service(ctx).respond(tenant, mailbox, _event_id(ctx), action, send_response=send)
+        proposing = body.get("proposedNewTime") is not None
+        # event-decline / event-tentativelyAccept: 400 when sendResponse is false (or the event's
+        # allowNewTimeProposals is false, checked by the service); accept takes no proposedNewTime.
+        if proposing and (action == "accept" or not send):
+            raise GraphError(400, "ErrorInvalidRequest", "proposedNewTime requires sendResponse to be true.")
+        service(ctx).respond(tenant, mailbox, _event_id(ctx), action, send_response=send,
+                             proposes_new_time=proposing)
         return no_content(202)
     return handler
 
@@ -222,7 +214,7 @@ def cancel_event(ctx: Ctx) -> Response:
 # ---- registration -------------------------------------------------------------------------------
 
 def register(app: EmulatorApp) -> None:
-    app.world.services.setdefault(SERVICE, CalendarService(app.world))
+    calendar_service(app.world)
     user = "/v1.0/users/<user>"
     for prefix, name in ((f"{user}/events", "events"), (f"{user}/calendar/events", "calendar.events")):
         app.route(prefix, ["GET"], list_events, name=f"{name}.list")

@@ -27,7 +27,6 @@ Control API (no auth):
 """
 from __future__ import annotations
 
-import base64
 import fnmatch
 import json
 import random
@@ -37,15 +36,16 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import unquote
 
 from werkzeug.wrappers import Response
 
 from devtools.graph_emulator import throttling
-from devtools.graph_emulator.app import Ctx, EmulatorApp, Handler, json_response, no_content
+from devtools.graph_emulator.app import Ctx, EmulatorApp, Handler, json_response, no_content, raw_path
+from devtools.graph_emulator.control import find_tenant_or_404
 from devtools.graph_emulator.errors import GraphError, bad_request, error_response
+from devtools.graph_emulator.identity import b64url_decode, bearer_token, oauth_error
 from devtools.graph_emulator.state import World
 
 SERVICE = "faults"
@@ -165,11 +165,7 @@ def parse_rule(spec: Any, world: World) -> FaultRule:
         raise bad_request("'body' must be an object with string 'code' and/or 'message'.")
     tenant = spec.get("tenant")
     if tenant is not None:
-        with world.lock:
-            found = world.find_tenant(str(tenant))
-        if found is None:
-            raise GraphError(404, "NotFound", f"No tenant '{tenant}'.")
-        tenant = found.id
+        tenant = find_tenant_or_404(world, str(tenant)).id
     return FaultRule(
         id=str(uuid.uuid4()), method=method, path=path, match=match, pattern=pattern, status=status,
         retry_after=retry_after, count=_number(spec, "count", int, 1), probability=probability,
@@ -243,12 +239,11 @@ def _tenant_of_request(ctx: Ctx) -> str | None:
         with world.lock:
             tenant = world.find_tenant(named)
         return tenant.id if tenant else None
-    header = ctx.request.headers.get("Authorization", "")
-    parts = header[7:].strip().split(".") if header.lower().startswith("bearer ") else []
+    parts = (bearer_token(ctx) or "").split(".")
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        claims = json.loads(b64url_decode(parts[1]))
     except ValueError:
         return None
     return claims.get("tid") if isinstance(claims, dict) else None
@@ -277,13 +272,7 @@ def _oauth_error(rule: FaultRule, headers: dict[str, str]) -> Response:
     """The identity platform answers in OAuth's shape, not Graph's."""
     error = (rule.body or {}).get("code") or _OAUTH_ERRORS.get(rule.status, "invalid_request")
     description = (rule.body or {}).get("message") or "The service is temporarily unavailable."
-    trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    return json_response({
-        "error": error,
-        "error_description": f"{description}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {stamp}",
-        "timestamp": stamp, "trace_id": trace_id, "correlation_id": correlation_id,
-    }, status=rule.status, headers=headers)
+    return oauth_error(rule.status, error, description, headers=headers)
 
 
 def _drop_connection(ctx: Ctx) -> Response:
@@ -301,7 +290,7 @@ def _drop_connection(ctx: Ctx) -> Response:
 
 def fault_guard(ctx: Ctx, call_next: Handler) -> Response:
     registry: FaultRegistry = ctx.world.services[SERVICE]
-    path = throttling.raw_path(ctx)
+    path = raw_path(ctx.request)
     if path.startswith("/_control/") or not registry.rules:
         return call_next(ctx)
     decoded = unquote(path)

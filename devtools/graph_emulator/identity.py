@@ -10,12 +10,11 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from werkzeug.wrappers import Response
 
@@ -40,12 +39,22 @@ class Caller:
     roles: frozenset[str]
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as in JWT segments."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _b64url_decode(text: str) -> bytes:
+def b64url_decode(text: str) -> bytes:
+    """Decodes base64url with or without its `=` padding."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def bearer_token(ctx: Ctx) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None."""
+    header = ctx.request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    return header[7:].strip() or None
 
 
 def issue_token(world: World, tenant: Tenant, app: AppRegistration) -> tuple[str, int]:
@@ -64,9 +73,9 @@ def issue_token(world: World, tenant: Tenant, app: AppRegistration) -> tuple[str
         "tid": tenant.id,
         "ver": "1.0",
     }
-    signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
     signature = hmac.new(world.signing_key, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + _b64url(signature), TOKEN_LIFETIME_SECONDS
+    return signing_input + "." + b64url(signature), TOKEN_LIFETIME_SECONDS
 
 
 def _invalid_token(message: str) -> GraphError:
@@ -82,8 +91,8 @@ def verify_token(world: World, token: str) -> Caller:
     signing_input = parts[0] + "." + parts[1]
     expected = hmac.new(world.signing_key, signing_input.encode(), hashlib.sha256).digest()
     try:
-        signature = _b64url_decode(parts[2])
-        claims = json.loads(_b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+        claims = json.loads(b64url_decode(parts[1]))
     except ValueError:
         raise _invalid_token("CompactToken parsing failed with error code: 80049217") from None
     if not hmac.compare_digest(signature, expected):
@@ -105,10 +114,10 @@ def authorize(ctx: Ctx, any_of: Iterable[str], kind: str = "outlook") -> Caller:
     `kind` picks Graph's 403 code: directory endpoints answer Authorization_RequestDenied,
     Outlook endpoints ErrorAccessDenied.
     """
-    header = ctx.request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer ") or not header[7:].strip():
+    token = bearer_token(ctx)
+    if token is None:
         raise _invalid_token("Access token is empty.")
-    caller = verify_token(ctx.world, header[7:].strip())
+    caller = verify_token(ctx.world, token)
     ctx.caller = caller
     wanted = set(any_of)
     if wanted and not (caller.roles & wanted):
@@ -120,20 +129,27 @@ def authorize(ctx: Ctx, any_of: Iterable[str], kind: str = "outlook") -> Caller:
 
 # ---- token endpoint --------------------------------------------------------------------------
 
-def _aad_error(status: int, error: str, code: int, description: str) -> Response:
+def oauth_error(status: int, error: str, description: str, code: int | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+    """The identity platform's OAuth error body; with an AADSTS `code`, also its code fields."""
     trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    body = {
+    prefix = f"AADSTS{code}: " if code is not None else ""
+    body: dict[str, object] = {
         "error": error,
-        "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace_id}\r\n"
+        "error_description": f"{prefix}{description}\r\nTrace ID: {trace_id}\r\n"
                              f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}",
-        "error_codes": [code],
-        "timestamp": stamp,
-        "trace_id": trace_id,
-        "correlation_id": correlation_id,
-        "error_uri": f"https://login.microsoftonline.com/error?code={code}",
     }
-    return json_response(body, status=status)
+    if code is not None:
+        body["error_codes"] = [code]
+    body.update({"timestamp": stamp, "trace_id": trace_id, "correlation_id": correlation_id})
+    if code is not None:
+        body["error_uri"] = f"https://login.microsoftonline.com/error?code={code}"
+    return json_response(body, status=status, headers=headers)
+
+
+def _aad_error(status: int, error: str, code: int, description: str) -> Response:
+    return oauth_error(status, error, description, code)
 
 
 def _unknown_tenant(name: str) -> Response:
@@ -151,7 +167,6 @@ def _client_credentials(ctx: Ctx) -> tuple[str | None, str | None, str | None, s
         try:
             decoded = base64.b64decode(auth[6:].strip()).decode("utf-8")
             basic_id, _, basic_secret = decoded.partition(":")
-            from urllib.parse import unquote_plus
             client_id = client_id or unquote_plus(basic_id)
             secret = secret or unquote_plus(basic_secret)
         except ValueError:

@@ -21,20 +21,20 @@ in `timeZone` (default UTC). `recurrence` is Graph's patternedRecurrence object.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from devtools.graph_emulator import calendar_delta, event_ids
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
-from devtools.graph_emulator.calendar_service import CalendarService, Mailbox
+from devtools.graph_emulator.calendar_service import CalendarService, Mailbox, calendar_service
 from devtools.graph_emulator.calendar_store import calendars
 from devtools.graph_emulator.control import PREFIX, bad, body, tenant_or_404
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.event_model import RenderOptions, StoredEvent, render
 from devtools.graph_emulator.state import Tenant
-from devtools.graph_emulator.time_zones import format_local, format_offset, require_zone
+from devtools.graph_emulator.time_zones import format_local, format_offset, parse_local, require_zone
 
 _PASS_THROUGH = ("subject", "sensitivity", "showAs", "importance", "isAllDay", "recurrence", "transactionId",
                  "categories", "singleValueExtendedProperties")
@@ -42,7 +42,7 @@ _SIMPLE_FIELDS = set(_PASS_THROUGH) | {"start", "end", "timeZone", "body", "loca
 
 
 def _service(ctx: Ctx) -> CalendarService:
-    return ctx.world.services["calendars"]
+    return calendar_service(ctx.world)
 
 
 def _mailbox(ctx: Ctx) -> tuple[Tenant, Mailbox]:
@@ -58,13 +58,10 @@ def _moment(value: Any, zone_name: str) -> dict:
     if not isinstance(value, str):
         raise bad("start and end must be ISO 8601 strings")
     zone = require_zone(zone_name)
-    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        parsed = parse_local(value, zone)
     except ValueError:
         raise bad(f"'{value}' is not an ISO 8601 date and time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
     return {"dateTime": format_local(parsed, zone), "timeZone": zone_name}
 
 
@@ -178,12 +175,10 @@ def cancel_occurrence(ctx: Ctx) -> Response:
         if not isinstance(raw, str):
             raise bad("'originalStart' or 'occurrenceId' is required")
         try:
-            moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+            moment = parse_local(raw, timezone.utc)
         except ValueError:
             raise bad(f"'{raw}' is not an ISO 8601 instant") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        occurrence = event_ids.occurrence_id(ctx.params["event_id"], moment.astimezone(timezone.utc))
+        occurrence = event_ids.occurrence_id(ctx.params["event_id"], moment)
     _service(ctx).delete_event(tenant, mailbox, occurrence)
     return no_content()
 

@@ -31,7 +31,7 @@ from werkzeug.wrappers import Response
 from devtools.graph_emulator import lifecycle
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
 from devtools.graph_emulator.clock import parse_graph_datetime
-from devtools.graph_emulator.control import bad, body
+from devtools.graph_emulator.control import bad, body, find_tenant_or_404
 from devtools.graph_emulator.delivery import delivery_service
 from devtools.graph_emulator.delivery_log import delivery_log
 from devtools.graph_emulator.errors import GraphError
@@ -47,10 +47,7 @@ def _tenant(ctx: Ctx, name: str | None, required: bool = True) -> Tenant | None:
         if required:
             raise bad("'tenant' is required")
         return None
-    tenant = ctx.world.find_tenant(name)
-    if tenant is None:
-        raise GraphError(404, "NotFound", f"no tenant '{name}'")
-    return tenant
+    return find_tenant_or_404(ctx.world, name)
 
 
 def _subscription(ctx: Ctx) -> tuple[Tenant, Subscription]:

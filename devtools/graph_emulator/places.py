@@ -17,7 +17,7 @@ from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.identity import PLACES_READ, authorize
 from devtools.graph_emulator.state import Room, Tenant, World, new_guid
-from devtools.graph_emulator.users import parse_select, query_string
+from devtools.graph_emulator.users_query import parse_select, query_option, query_string
 
 ROOM_TYPE = "#microsoft.graph.room"
 DEFAULT_PAGE = 100
@@ -107,7 +107,7 @@ def compile_room_filter(tenant: Tenant, text: str | None) -> Callable[[Room], bo
 
 
 def _int_arg(ctx: Ctx, name: str, default: int, minimum: int) -> int:
-    raw = ctx.request.args.get(f"${name}", ctx.request.args.get(name))
+    raw = query_option(ctx, name)
     if raw is None:
         return default
     try:
@@ -121,8 +121,7 @@ def _int_arg(ctx: Ctx, name: str, default: int, minimum: int) -> int:
 
 def _room_select(ctx: Ctx) -> tuple[str, ...] | None:
     """The room properties `$select` asks for; None renders them all."""
-    args = ctx.request.args
-    return parse_select(args.get("$select", args.get("select")), _CANONICAL, (), "microsoft.graph.room") or None
+    return parse_select(query_option(ctx, "select"), _CANONICAL, (), "microsoft.graph.room") or None
 
 
 def list_rooms(ctx: Ctx) -> Response:
@@ -134,7 +133,7 @@ def list_rooms(ctx: Ctx) -> Response:
     skip = _int_arg(ctx, "skip", 0, 0)
     count_wanted = (args.get("$count") or "").lower() == "true"
     with ctx.world.lock:
-        matches = compile_room_filter(tenant, args.get("$filter", args.get("filter")))
+        matches = compile_room_filter(tenant, query_option(ctx, "filter"))
         visible = sorted((r for r in tenant.rooms.values() if not r.hidden_from_gal), key=lambda r: r.email.lower())
         if matches:
             visible = [r for r in visible if matches(r)]

@@ -32,7 +32,6 @@ Limits (snake_case): `mailbox_concurrency` (4), `mailbox_requests` (10000),
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
@@ -44,9 +43,10 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Response
 
-from devtools.graph_emulator.app import Ctx, EmulatorApp, Handler, json_response, no_content
+from devtools.graph_emulator.app import Ctx, EmulatorApp, Handler, json_response, no_content, raw_path
+from devtools.graph_emulator.control import body as json_body, find_tenant_or_404
 from devtools.graph_emulator.errors import GraphError, bad_request, error_body
-from devtools.graph_emulator.identity import verify_token
+from devtools.graph_emulator.identity import bearer_token, verify_token
 from devtools.graph_emulator.state import AppRegistration, Tenant, World
 
 SERVICE = "throttling"
@@ -143,7 +143,7 @@ class Throttler:
 
     def limits_for(self, tenant_id: str) -> Limits:
         with self.lock:
-            return replace(self.defaults, **self.tenant_overrides.get(tenant_id, {}))
+            return self.limits_for_locked(tenant_id)
 
     # ---- Outlook mailboxes -------------------------------------------------------------------
 
@@ -314,25 +314,25 @@ def _budget_by_size(tenant: Tenant) -> int:
 
 # ---- the guard ---------------------------------------------------------------------------------
 
-def raw_path(ctx: Ctx) -> str:
-    """The percent-encoded path as sent (what the router matched)."""
-    environ = ctx.request.environ
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ctx.request.path
-    return raw.split("?", 1)[0]
-
-
 def spend_processing_delay(ctx: Ctx) -> None:
     seconds = ctx.request.environ.pop(PROCESSING_DELAY_KEY, None)
     if seconds:
         time.sleep(seconds)
 
 
+def _mailbox_id(world: World, tenant: Tenant, addressed_as: str) -> str:
+    """The mailbox a user segment names: the user's id, so an id, UPN or mail count as one."""
+    with world.lock:
+        user = tenant.find_user(addressed_as, include_deleted=True)
+    return user.id if user is not None else addressed_as.lower()
+
+
 def _caller(ctx: Ctx) -> tuple[Tenant, AppRegistration] | None:
-    header = ctx.request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
+    token = bearer_token(ctx)
+    if token is None:
         return None
     try:
-        caller = verify_token(ctx.world, header[7:].strip())
+        caller = verify_token(ctx.world, token)
     except GraphError:
         return None  # the handler answers 401 itself
     return caller.tenant, caller.app
@@ -358,7 +358,7 @@ def _identity_cost(ctx: Ctx, collection: str, rest: str | None) -> int:
 
 def throttling_guard(ctx: Ctx, call_next: Handler) -> Response:
     throttler: Throttler = ctx.world.services[SERVICE]
-    path = raw_path(ctx)
+    path = raw_path(ctx.request)
     mailbox_match = _MAILBOX_PATH.match(path)
     directory_match = None if mailbox_match else _DIRECTORY_PATH.match(path)
     caller = _caller(ctx) if (mailbox_match or directory_match) else None
@@ -371,10 +371,7 @@ def throttling_guard(ctx: Ctx, call_next: Handler) -> Response:
 
     if mailbox_match:
         addressed_as = unquote(mailbox_match.group("user"))
-        with ctx.world.lock:
-            user = tenant.find_user(addressed_as, include_deleted=True)
-            mailbox_id = user.id if user is not None else addressed_as.lower()
-        key = (tenant.id, app.client_id, mailbox_id)
+        key = (tenant.id, app.client_id, _mailbox_id(ctx.world, tenant, addressed_as))
         upload = (ctx.request.content_length or 0) if ctx.request.method in ("POST", "PUT", "PATCH") else 0
         refusal = throttler.admit_mailbox(key, addressed_as, limits, now, upload)
         if refusal is not None:
@@ -403,26 +400,7 @@ def throttling_guard(ctx: Ctx, call_next: Handler) -> Response:
 # ---- control API ------------------------------------------------------------------------------
 
 def _resolve_tenant_id(world: World, name: str | None) -> str | None:
-    if not name:
-        return None
-    with world.lock:
-        tenant = world.find_tenant(name)
-    if tenant is None:
-        raise GraphError(404, "NotFound", f"No tenant '{name}'.")
-    return tenant.id
-
-
-def _body(ctx: Ctx) -> dict[str, Any]:
-    raw = ctx.request.get_data(cache=True)
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request("Body must be JSON.") from None
-    if not isinstance(body, dict):
-        raise bad_request("Body must be a JSON object.")
-    return body
+    return find_tenant_or_404(world, name).id if name else None
 
 
 def control_get(ctx: Ctx) -> Response:
@@ -431,7 +409,7 @@ def control_get(ctx: Ctx) -> Response:
 
 def control_update(ctx: Ctx) -> Response:
     throttler: Throttler = ctx.world.services[SERVICE]
-    body = _body(ctx)
+    body = json_body(ctx)
     unknown = set(body) - {"enabled", "defaults"}
     if unknown:
         raise bad_request(f"Unknown settings: {', '.join(sorted(unknown))}.")
@@ -448,7 +426,7 @@ def control_update(ctx: Ctx) -> Response:
 def control_put_tenant(ctx: Ctx) -> Response:
     throttler: Throttler = ctx.world.services[SERVICE]
     tenant_id = _resolve_tenant_id(ctx.world, ctx.params["tenant"])
-    overrides = Limits.check(_body(ctx))
+    overrides = Limits.check(json_body(ctx))
     with throttler.lock:
         throttler.tenant_overrides[tenant_id] = overrides
     return json_response({"tenant": tenant_id, "limits": asdict(throttler.limits_for(tenant_id))})
@@ -467,9 +445,7 @@ def control_stats(ctx: Ctx) -> Response:
     tenant_id = _resolve_tenant_id(ctx.world, args.get("tenant"))
     mailbox = args.get("mailbox")
     if mailbox and tenant_id:
-        with ctx.world.lock:
-            user = ctx.world.tenants[tenant_id].find_user(mailbox, include_deleted=True)
-        mailbox = user.id if user is not None else mailbox.lower()
+        mailbox = _mailbox_id(ctx.world, ctx.world.tenants[tenant_id], mailbox)
     return json_response(ctx.world.services[SERVICE].stats_view(tenant_id, args.get("app"), mailbox))
 
 

@@ -1,8 +1,8 @@
 """The users area: routes `GET /users`, `/users/{id | userPrincipalName}` and `/users/delta`.
 
 The work lives in `directory` (mutations and change log), `users_query`, `users_filter` and
-`users_delta`; the names below are re-exported because seeding, the control API, places and
-tests import them from here.
+`users_delta`; the names below are re-exported because seeding, the control API and tests
+import them from here.
 """
 from __future__ import annotations
 

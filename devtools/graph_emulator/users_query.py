@@ -4,7 +4,6 @@ rendering, signed tokens) are shared with users delta and places so all answer a
 """
 from __future__ import annotations
 
-import base64
 import bisect
 import hashlib
 import hmac
@@ -18,7 +17,7 @@ from werkzeug.wrappers import Response
 from devtools.graph_emulator.app import Ctx, json_response
 from devtools.graph_emulator.directory import USER_PROPERTIES, directory
 from devtools.graph_emulator.errors import GraphError
-from devtools.graph_emulator.identity import DIRECTORY_READ, authorize
+from devtools.graph_emulator.identity import DIRECTORY_READ, authorize, b64url, b64url_decode
 from devtools.graph_emulator.state import User
 from devtools.graph_emulator.users_filter import compile_user_filter
 
@@ -99,7 +98,7 @@ def reject_unknown_options(ctx: Ctx, allowed: set[str]) -> None:
 
 def encode_token(data: dict[str, Any], key: bytes) -> str:
     """Paging state as signed JSON, so skip and delta tokens stay opaque and cannot be forged."""
-    payload = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    payload = b64url(json.dumps(data, separators=(",", ":")).encode())
     signature = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()[:24]
     return f"{payload}.{signature}"
 
@@ -110,7 +109,7 @@ def decode_token(token: str, key: bytes) -> dict[str, Any] | None:
     if not hmac.compare_digest(signature, expected):
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return json.loads(b64url_decode(payload))
     except ValueError:
         return None
 

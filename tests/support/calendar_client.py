@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -22,9 +23,6 @@ def at(day: datetime, hour: int, minute: int = 0) -> datetime:
 
 def graph_time(moment: datetime, zone: str = "UTC") -> dict:
     """A dateTimeTimeZone for an aware instant, written as UTC wall time unless told otherwise."""
-    if zone == "UTC":
-        return {"dateTime": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
-    from zoneinfo import ZoneInfo
     return {"dateTime": moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": zone}
 
 
@@ -110,6 +108,13 @@ class CalendarClient:
         # The control API takes no token.
         return requests.request(method, self.mailbox_control(user, *parts), json=body,
                                 verify=self.tenant.ca_path, timeout=30)
+
+    def room_settings(self, room_email: str, **settings: Any) -> None:
+        """Set-CalendarProcessing for a room (PascalCase names, as in Exchange)."""
+        url = "/".join([self.tenant.base_url, "_control", "tenants", self.tenant.tenant_id, "rooms",
+                        q(room_email), "settings"])
+        response = requests.patch(url, json=settings, verify=self.tenant.ca_path, timeout=30)
+        assert response.status_code == 200, response.text
 
     def raw_events(self, user: str) -> list[dict]:
         response = self.control_call("GET", user, "events")

@@ -46,6 +46,15 @@ def graph_session(ca_path: str, token: str | None = None) -> CaSession:
     return CaSession(ca_path, token)
 
 
+def post_client_credentials(base_url: str, ca_path: str, tenant: str, client_id: str,
+                            client_secret: str) -> requests.Response:
+    """The emulator's answer to a client-credentials token request with a secret (not checked)."""
+    return requests.post(f"{base_url}/{tenant}/oauth2/v2.0/token", verify=ca_path, timeout=30, data={
+        "client_id": client_id, "client_secret": client_secret,
+        "grant_type": "client_credentials", "scope": GRAPH_SCOPE,
+    })
+
+
 @contextlib.contextmanager
 def start_emulator(world: World | None = None, cert_dir: str | None = None) -> Iterator[EmulatorServer]:
     """An emulator of one's own (own clock, own counts), stopped on exit."""
@@ -102,10 +111,8 @@ class EmulatorTenant:
 
     def token(self) -> str:
         """A fresh app-only access token (client credentials with the secret, no MSAL)."""
-        response = requests.post(self.token_url, verify=self.ca_path, timeout=30, data={
-            "client_id": self.client_id, "client_secret": self.client_secret,
-            "grant_type": "client_credentials", "scope": GRAPH_SCOPE,
-        })
+        response = post_client_credentials(self.base_url, self.ca_path, self.tenant_id, self.client_id,
+                                           self.client_secret)
         response.raise_for_status()
         return response.json()["access_token"]
 

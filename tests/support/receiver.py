@@ -26,6 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.graph_emulator.tls import make_certificates, server_context
+from tests.support.polling import wait_for
 
 T = TypeVar("T")
 
@@ -164,15 +165,11 @@ class NotificationReceiver:
         return [item for request in self.notifications(path) for item in request.json().get("value", [])]
 
     def wait_for(self, condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
-        """Polls `condition` until it returns something truthy; fails with AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"condition not met within {timeout} s; received {len(self.requests())} requests")
-            time.sleep(interval)
+        """`polling.wait_for`, with the number of requests received so far in the failure."""
+        try:
+            return wait_for(condition, timeout=timeout, interval=interval)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; received {len(self.requests())} requests") from None
 
     # ---- the WSGI side --------------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-import requests
 
 from tests.support.calendar_client import CalendarClient, at, event_body, graph_time, q
 
@@ -27,12 +26,6 @@ def organizer(cal):
 @pytest.fixture
 def room(cal):
     return cal.tenant.rooms[0]
-
-
-def room_settings(cal: CalendarClient, room, **settings) -> None:
-    url = f"{cal.tenant.base_url}/_control/tenants/{cal.tenant.tenant_id}/rooms/{q(room.email)}/settings"
-    response = requests.patch(url, json=settings, verify=cal.tenant.ca_path, timeout=30)
-    assert response.status_code == 200, response.text
 
 
 def room_status(event: dict, room) -> str:
@@ -66,7 +59,7 @@ def test_room_auto_accepts_into_its_own_calendar_with_exchange_default_content(c
 
 
 def test_real_subject_body_and_privacy_when_the_room_keeps_them(cal, organizer, room):
-    room_settings(cal, room, DeleteSubject=False, AddOrganizerToSubject=False, DeleteComments=False,
+    cal.room_settings(room.email, DeleteSubject=False, AddOrganizerToSubject=False, DeleteComments=False,
                   RemovePrivateProperty=False)
     created = book(cal, organizer, room, subject="Board meeting", sensitivity="private",
                    body={"contentType": "text", "content": "Agenda attached"})
@@ -129,7 +122,7 @@ def test_cancellation_marks_the_room_copy_cancelled(cal, organizer, room):
 
 
 def test_delete_with_remove_canceled_meetings_removes_the_copy(cal, organizer, room):
-    room_settings(cal, room, RemoveCanceledMeetings=True)
+    cal.room_settings(room.email, RemoveCanceledMeetings=True)
     created = book(cal, organizer, room)
     [copy] = room_items(cal, room)
     assert cal.delete(organizer.mail, created["id"]).status_code == 204
@@ -177,7 +170,7 @@ def test_endless_series_is_declined_unless_the_scheduling_horizon_is_relaxed(cal
                "range": {"type": "noEnd", "startDate": start.date().isoformat()}}
     declined = book(cal, organizer, room, subject="Forever", start=start, recurrence=endless)
     assert room_status(cal.fetch(organizer.mail, declined["id"]), room) == "declined"
-    room_settings(cal, room, EnforceSchedulingHorizon=False)
+    cal.room_settings(room.email, EnforceSchedulingHorizon=False)
     accepted = book(cal, organizer, room, subject="Forever again", start=start, recurrence=endless)
     assert room_status(cal.fetch(organizer.mail, accepted["id"]), room) == "accepted"
 

@@ -6,11 +6,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 
 from devtools.graph_emulator import certificates
 from devtools.graph_emulator.clock import parse_graph_datetime
-from tests.support.emulator_fixture import GRAPH_SCOPE, graph_session
+from tests.support.emulator_fixture import graph_session, post_client_credentials
 # An emulator of this module's own: these tests move the clock and reset request counts.
 from tests.support.emulator_modules import emulator  # noqa: F401 - fixture
 
@@ -36,9 +35,7 @@ def tenant(control):
 
 
 def token(emulator, tenant_id, client_id, secret):
-    return requests.post(f"{emulator.base_url}/{tenant_id}/oauth2/v2.0/token", verify=emulator.ca_path, timeout=30,
-                         data={"client_id": client_id, "client_secret": secret,
-                               "grant_type": "client_credentials", "scope": GRAPH_SCOPE})
+    return post_client_credentials(emulator.base_url, emulator.ca_path, tenant_id, client_id, secret)
 
 
 def new_app(control, tenant, **body):
@@ -273,10 +270,8 @@ def test_command_line_prints_settings_serves_the_demo_and_stops_on_sigterm(tmp_p
 
 
 def token_from(settings):
-    response = requests.post(
-        f"{settings['GRAPH_AUTHORITY_HOST']}/{settings['GRAPH_TENANT_ID']}/oauth2/v2.0/token",
-        verify=settings["GRAPH_CA_BUNDLE"], timeout=30,
-        data={"client_id": settings["GRAPH_CLIENT_ID"], "client_secret": settings["GRAPH_CLIENT_SECRET"],
-              "grant_type": "client_credentials", "scope": GRAPH_SCOPE})
+    response = post_client_credentials(settings["GRAPH_AUTHORITY_HOST"], settings["GRAPH_CA_BUNDLE"],
+                                       settings["GRAPH_TENANT_ID"], settings["GRAPH_CLIENT_ID"],
+                                       settings["GRAPH_CLIENT_SECRET"])
     assert response.status_code == 200, response.text
     return response.json()["access_token"]

@@ -485,12 +485,6 @@ def test_proposed_new_time_needs_send_response_and_an_organizer_who_allows_it(ca
     assert cal.get(invitee.mail, copies["Open"]["id"]).status_code == 404
 
 
-def room_settings(org, room, **settings) -> None:
-    response = control_request(org.server, "PATCH", f"/tenants/{org.tenant_id}/rooms/{q(room.email)}/settings",
-                               json=settings)
-    assert response.status_code == 200, response.text
-
-
 @pytest.mark.parametrize("settings, changed", [
     ({"AddOrganizerToSubject": False}, {"subject": ""}),  # DeleteSubject alone empties the subject
     ({"DeleteSubject": False, "AddOrganizerToSubject": False}, {"subject": "Budget review"}),
@@ -499,7 +493,7 @@ def room_settings(org, room, **settings) -> None:
 ])
 def test_each_room_content_setting_on_its_own(cal, org, settings, changed):
     room, organizer = org.rooms[0], org.users[0]
-    room_settings(org, room, **settings)
+    cal.room_settings(room.email, **settings)
     cal.created(organizer.mail, event_body("Budget review", at(cal.day(2), 10), rooms=(room.email,),
                                            sensitivity="private", body={"contentType": "text",
                                                                         "content": "Agenda attached"}))
@@ -511,8 +505,8 @@ def test_each_room_content_setting_on_its_own(cal, org, settings, changed):
 def test_auto_update_rooms_leave_the_request_tentative_and_none_rooms_ignore_it(cal, org):
     organizer = org.users[0]
     tentative_room, silent_room = org.rooms
-    room_settings(org, tentative_room, AutomateProcessing="AutoUpdate")
-    room_settings(org, silent_room, AutomateProcessing="None")
+    cal.room_settings(tentative_room.email, AutomateProcessing="AutoUpdate")
+    cal.room_settings(silent_room.email, AutomateProcessing="None")
 
     made = cal.created(organizer.mail, event_body("Review", at(cal.day(2), 10),
                                                   rooms=(tentative_room.email, silent_room.email)))

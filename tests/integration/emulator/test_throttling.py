@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-import requests
 
+from devtools.graph_emulator import seed
 from devtools.graph_emulator.app import json_response
 from devtools.graph_emulator.identity import DIRECTORY_READ, authorize
+from tests.support.emulator_fixture import graph_session, post_client_credentials
 from tests.support.emulator_modules import (  # noqa: F401 - tenant is a fixture
     add_mailbox_probe, control, own_emulator, tenant,
 )
@@ -141,14 +142,11 @@ def test_uploads_are_budgeted_per_mailbox(emulator, tenant):
 
 
 def test_limits_are_per_app(emulator, tenant):
-    from devtools.graph_emulator import seed
-    from tests.support.emulator_fixture import graph_session
     set_limits(emulator, tenant, mailbox_requests=1)
     second_app = seed.add_app(emulator.world, tenant.tenant, display_name="another app")
     first = tenant.session()
-    response = requests.post(tenant.token_url, verify=tenant.ca_path, timeout=30, data={
-        "client_id": second_app.client_id, "client_secret": second_app.secrets[0].value,
-        "grant_type": "client_credentials", "scope": "https://graph.microsoft.com/.default"})
+    response = post_client_credentials(tenant.base_url, tenant.ca_path, tenant.tenant_id, second_app.client_id,
+                                       second_app.secrets[0].value)
     second = graph_session(tenant.ca_path, response.json()["access_token"])
 
     assert probe(emulator, first, tenant.users[0].id).status_code == 200
