@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from devtools.graph_emulator.calendar_store import MailboxCalendar
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.event_model import RenderOptions, StoredEvent, render
 from devtools.graph_emulator.event_query import window
+from devtools.graph_emulator.identity import b64url
 from devtools.graph_emulator.time_zones import format_offset
 
 DEFAULT_PAGE_SIZE = 10
@@ -49,7 +49,7 @@ class DeltaState:
 
 def new_token(start: datetime, end: datetime) -> str:
     payload = json.dumps({"s": format_offset(start), "e": format_offset(end), "n": os.urandom(12).hex()})
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return b64url(payload.encode())
 
 
 def sync_state_not_found() -> GraphError:

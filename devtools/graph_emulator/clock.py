@@ -35,28 +35,10 @@ def graph_datetime(moment: datetime) -> str:
 
 
 def parse_graph_datetime(value: str) -> datetime:
-    """Accepts Graph/ISO 8601 timestamps with 0-7 fractional digits and Z or an offset."""
-    text = value.strip()
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    main, frac, rest = text, "", ""
-    if "." in text:
-        main, tail = text.split(".", 1)
-        digits = ""
-        for ch in tail:
-            if ch.isdigit():
-                digits += ch
-            else:
-                break
-        rest = tail[len(digits):]
-        frac = "." + (digits[:6].ljust(6, "0")) if digits else ""
-    else:
-        for sign in ("+", "-"):
-            idx = text.rfind(sign)
-            if idx > 10:
-                main, rest = text[:idx], text[idx:]
-                break
-    parsed = datetime.fromisoformat(main + frac + rest)
+    """Accepts Graph/ISO 8601 timestamps with 0-7 fractional digits and Z or an offset (UTC if none)."""
+    from devtools.graph_emulator.time_zones import normalize_graph_datetime
+
+    parsed = datetime.fromisoformat(normalize_graph_datetime(value))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed

@@ -12,7 +12,6 @@ Rules worth knowing when reading the code:
 """
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_cont
 from devtools.graph_emulator.clock import parse_graph_datetime
 from devtools.graph_emulator.delivery import delivery_service
 from devtools.graph_emulator.errors import GraphError
-from devtools.graph_emulator.identity import CALENDAR_READ, DIRECTORY_READ, Caller, authorize
+from devtools.graph_emulator.identity import CALENDAR_READ, DIRECTORY_READ, Caller, authorize, b64url, b64url_decode
 from devtools.graph_emulator.notification_settings import NotificationSettings, notification_settings
 from devtools.graph_emulator.state import Tenant
 from devtools.graph_emulator.subscription_model import (
@@ -171,12 +170,12 @@ def create_subscription(ctx: Ctx) -> Response:
 # ---- read ---------------------------------------------------------------------------------------------
 
 def _encode_skip(position: int) -> str:
-    return base64.urlsafe_b64encode(f"subscriptions:{position}".encode()).decode().rstrip("=")
+    return b64url(f"subscriptions:{position}".encode())
 
 
 def _decode_skip(token: str) -> int:
     try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        text = b64url_decode(token).decode()
         label, _, number = text.partition(":")
         if label != "subscriptions":
             raise ValueError(token)
