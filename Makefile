@@ -1,16 +1,36 @@
 # Two commands: `make start` runs the service locally, `make test` runs every test.
-# Both install what they need first (Python venv + pinned packages, Azurite from npm).
+# Both install what they need first: a Python venv from the hash-locked requirements-dev.txt,
+# Azurite from package-lock.json. `make lock` rewrites the Python locks from the *.in files.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Python the app is built for (Azure Functions runs this major.minor); .python-version says it.
+PYTHON_VERSION := $(strip $(file < .python-version))
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check --require-hashes
+# Shown in the lock files' header as the command that wrote them.
+export CUSTOM_COMPILE_COMMAND := make lock
+PIP_COMPILE = $(PY) -m piptools compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: setup test start check bench clean
+.PHONY: setup test start check bench lock clean
+
+# Another major.minor stops make with one line, before a venv is made (`make clean` always runs).
+# An existing venv is checked too: it may have been made by another interpreter.
+comma := ,
+CHECKED_PYTHON := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),default)),)
+  HAVE_VERSION := $(shell $(CHECKED_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+  ifneq ($(HAVE_VERSION),$(PYTHON_VERSION))
+    FOUND := $(if $(HAVE_VERSION),is Python $(HAVE_VERSION),is not a working Python)
+    FIX := $(if $(wildcard $(PY)),$(VENV) was made by it: run make clean$(comma) then make with,run make with) PYTHON=/path/to/python$(PYTHON_VERSION)
+    $(error roomsync is built for Python $(PYTHON_VERSION) (see .python-version) but $(CHECKED_PYTHON) $(FOUND); $(FIX))
+  endif
+endif
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -19,6 +39,7 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# Tests run in random order; pytest-randomly prints the seed, PYTEST_ARGS=--randomly-seed=N repeats it.
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -30,8 +51,16 @@ check: setup
 	$(PY) -m devtools.start --check
 
 bench: setup
-	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) $(PIP_INSTALL) -r requirements-bench.txt
 	for script in bench/[a-z]*.py; do $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+
+# Rewrites requirements.txt (runtime, deployed), requirements-dev.txt and requirements-bench.txt
+# from their .in files, keeping every pin that still fits. LOCK_ARGS=--upgrade moves everything to
+# the newest release, LOCK_ARGS="--upgrade-package NAME" one package.
+lock: setup
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) --allow-unsafe -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) --allow-unsafe -o requirements-bench.txt requirements-bench.in
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
