@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Mapping, TextIO
 from urllib.parse import SplitResult, urlsplit
 
+from sync import ncrontab
 from sync.store.connection import StorageLocation
 
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -344,16 +345,6 @@ def decode_key(text: str) -> bytes | None:
 
 # -- schedules and numbers --------------------------------------------------------------------
 
-_NCRONTAB_FIELDS = (
-    ("second", 0, 59),
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day-of-month", 1, 31),
-    ("month", 1, 12),
-    ("day-of-week", 0, 6),
-)
-
-
 def _schedule(environ: Mapping[str, str], name: str) -> str:
     raw = _value(environ, name) or DEFAULT_SCHEDULES[name]
     try:
@@ -369,37 +360,11 @@ def _schedule(environ: Mapping[str, str], name: str) -> str:
 def check_ncrontab(expression: str) -> str:
     """Returns the expression with single spaces, or raises ValueError naming the bad field.
 
-    Accepts what the Functions timer trigger accepts in the forms this app uses: six fields
-    (with seconds) or five (without); each field is `*`, numbers, ranges `a-b`, lists `a,b`
-    and steps `/n`. Month and weekday names are not accepted, to keep schedules uniform.
+    The check is `sync.ncrontab.parse`, the parser the local host fires timers with, so a
+    schedule is refused here exactly when it would be refused there, including one that names
+    no existing day (`0 0 0 31 2 *`) and so would never fire.
     """
-    fields = expression.split()
-    if len(fields) not in (5, 6):
-        raise ValueError(f"has {len(fields)} fields, not 6 (or 5)")
-    specs = _NCRONTAB_FIELDS if len(fields) == 6 else _NCRONTAB_FIELDS[1:]
-    for text, (label, low, high) in zip(fields, specs):
-        _check_ncrontab_field(text, label, low, high)
-    return " ".join(fields)
-
-
-def _check_ncrontab_field(text: str, label: str, low: int, high: int) -> None:
-    if not re.fullmatch(r"[0-9*/,\-]+", text):
-        raise ValueError(f"{label} field '{text}' may only contain digits, '*', '/', ',' and '-'")
-    for item in text.split(","):
-        base, slash, step = item.partition("/")
-        if slash and not (step.isdigit() and int(step) >= 1):
-            raise ValueError(f"{label} field '{text}' has a step that is not a whole number of at least 1")
-        if base == "*":
-            continue
-        first, dash, last = base.partition("-")
-        bounds = (first, last) if dash else (first,)
-        if not all(part.isdigit() for part in bounds):
-            raise ValueError(f"{label} field '{text}' is not a number, range or '*'")
-        numbers = [int(part) for part in bounds]
-        if any(n < low or n > high for n in numbers):
-            raise ValueError(f"{label} field '{text}' is outside {low}-{high}")
-        if numbers[0] > numbers[-1]:
-            raise ValueError(f"{label} field '{text}' has a range that runs backwards")
+    return " ".join(ncrontab.parse(expression).expression.split())
 
 
 def _share(environ: Mapping[str, str], name: str) -> float:

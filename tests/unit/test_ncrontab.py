@@ -1,7 +1,9 @@
-"""NCRONTAB schedules: parsing, examples worked out by hand, and properties checked against a
-plain second-by-second / day-by-day search that shares no code with the module's own search."""
+"""NCRONTAB schedules (sync.ncrontab, the one parser of settings and the local host): parsing,
+examples worked out by hand, and properties checked against a plain second-by-second /
+day-by-day search that shares no code with the module's own search."""
 from __future__ import annotations
 
+import base64
 import itertools
 from datetime import date, datetime, timedelta, timezone
 
@@ -9,8 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devtools.localhost import ncrontab
-from devtools.localhost.ncrontab import ScheduleError, next_after, parse, resolve_settings
+from devtools.localhost import LocalHost, LocalHostError
+from devtools.localhost import ncrontab as local_host_ncrontab
+from devtools.localhost.ncrontab import resolve_settings
+from sync import ncrontab
+from sync.ncrontab import ScheduleError, next_after, parse
+from sync.settings import SettingsError, check_ncrontab, load_settings
 
 UTC = timezone.utc
 
@@ -67,11 +73,11 @@ def test_lists_and_ranges_expand_to_the_expected_values():
 @pytest.mark.parametrize(
     "expression, words",
     [
-        ("* * * * *  * *", "six fields"),
-        ("* * * *", "six fields"),
+        ("* * * * *  * *", "7 fields, not six"),
+        ("* * * *", "4 fields, not six"),
         ("60 * * * * *", "second field"),
         ("* * 24 * * *", "hour field"),
-        ("* * * 0 * *", "day field"),
+        ("* * * 0 * *", "day-of-month field"),
         ("* * * * 13 *", "month field"),
         ("* * * * * 7", "day-of-week field"),
         ("*/0 * * * * *", "step"),
@@ -79,7 +85,9 @@ def test_lists_and_ranges_expand_to_the_expected_values():
         ("* * * * Foo *", "unknown name"),
         ("* * * 1-x * *", "not a number"),
         ("0 0 0 30 2 *", "no day"),
+        ("0 0 0 31 2 *", "no day that exists in its months, so it would never fire"),
         ("0 0 0 31 4,6,9,11 *", "no day"),
+        ("0 0 0 30,31 feb *", "no day"),
     ],
 )
 def test_invalid_expressions_are_refused_with_a_clear_message(expression, words):
@@ -89,6 +97,43 @@ def test_invalid_expressions_are_refused_with_a_clear_message(expression, words)
     assert words in message
     assert expression in message
     assert "\n" not in message
+
+
+# --- one parser: settings and the local host agree ---------------------------------------------
+
+NEVER_FIRES = ["0 0 0 31 2 *", "0 0 0 30 feb *", "0 0 12 31 4,6,9,11 *", "0 0 0 31 2 1-5"]
+
+
+def test_the_local_host_fires_timers_with_the_parser_settings_check_with():
+    assert local_host_ncrontab.parse is ncrontab.parse
+    assert local_host_ncrontab.Schedule is ncrontab.Schedule
+
+
+@pytest.mark.parametrize("expression", NEVER_FIRES)
+def test_a_schedule_naming_no_existing_day_is_refused_by_settings_and_the_local_host_alike(expression):
+    from tests.e2e.sample_app import function_app as sample  # a small app with one timer
+
+    with pytest.raises(SettingsError) as by_settings:
+        load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                       "PUBLIC_BASE_URL": "https://sync.example.com",
+                       "SECRET_ENCRYPTION_KEY": base64.b64encode(bytes(range(32))).decode(),
+                       "USER_SYNC_SCHEDULE": expression})
+    # Start-up stops at the schedule, before any port is opened or storage is reached.
+    local_settings = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SAMPLE_OUTPUT_QUEUE": "q-out",
+                      "SAMPLE_WORK_QUEUE": "q-w", "SAMPLE_SEEN_QUEUE": "q-s", "SAMPLE_FAILING_QUEUE": "q-f",
+                      "SAMPLE_TICK_SCHEDULE": expression}
+    with pytest.raises(LocalHostError) as by_host:
+        LocalHost(sample.app, 0, settings=local_settings).start()
+    assert by_settings.value.setting == "USER_SYNC_SCHEDULE"
+    for message in (str(by_settings.value), str(by_host.value)):
+        assert "\n" not in message
+        assert f"schedule '{expression}' names no day that exists in its months" in message
+
+
+@pytest.mark.parametrize("expression", ["0 0 0 29 2 *", "0 0 0 31 1-2 *", "0 0 0 30,31 2,4 *"])
+def test_a_schedule_with_one_existing_day_is_accepted_by_both(expression):
+    assert parse(expression).next_after(datetime(2024, 1, 1)) > datetime(2024, 1, 1)
+    assert check_ncrontab(expression) == expression
 
 
 def test_settings_are_resolved_and_a_missing_one_is_named():
