@@ -13,7 +13,7 @@ import uuid
 import azure.functions as func
 import pytest
 import requests
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 
 from functions import context
 from graph.auth import forget_shared_apps
@@ -46,12 +46,13 @@ def app(monkeypatch, graph_emulator, storage_connection_string):
 
 @pytest.fixture
 def sync_queue(storage_connection_string):
-    """The app's user-sync queue, emptied first (every test module shares it)."""
+    """The app's user-sync queue, there and empty whatever ran before (every test module shares
+    it, and a test that expects nothing queued must not depend on another having created it)."""
     client = queue_service(StorageLocation(connection_string=storage_connection_string)).get_queue_client(USER_SYNC_QUEUE)  # raw: the test checks the base64 itself
     try:
+        client.create_queue()
+    except ResourceExistsError:
         client.clear_messages()
-    except ResourceNotFoundError:
-        pass
     return client
 
 
