@@ -179,3 +179,9 @@ def test_make_refuses_another_python_with_one_line(tmp_path, venv_exists):
 def test_make_clean_still_runs_with_another_python(tmp_path):
     run = make_dry_run("clean", "PYTHON=/nonexistent/python", f"VENV={tmp_path / 'venv'}")
     assert run.returncode == 0, run.stderr
+
+
+def test_tests_run_in_random_order(pytestconfig):
+    """Order dependence shows up as a failure on some seed instead of hiding behind file order."""
+    assert "-p randomly" in (ROOT / "pytest.ini").read_text()
+    assert pytestconfig.pluginmanager.has_plugin("randomly")
