@@ -182,10 +182,11 @@ class InboundSync:
                                             ical_uid=event.ical_uid if event else None)
             overlapping = (self.reservations.overlapping(asset.integration_id, asset.id, event.start, event.end)
                            if event is not None else [])
+            gone = linked is None and self.reservations.is_gone(asset.integration_id, asset.id, event_id)
             if subject is None and event is not None and _needs_subject(event, linked, policy):
                 subject = self._recover_subject(client, event) or ""
             ctx = Context(asset=asset, now=self.clock(), policy=policy, organizer=organizer,
-                          organizer_active=active, importing=importing, subject=subject or None)
+                          organizer_active=active, importing=importing, subject=subject or None, gone=gone)
             decision = plan(event, linked, overlapping, ctx)
             if decision.kind == DECLINE and not may_decline:
                 report.decisions.append(decision)
@@ -193,11 +194,13 @@ class InboundSync:
             if decision.kind == DEFER:
                 report.decisions.append(decision)
                 raise Deferred(decision.reason)
-            if decision.writes:
-                published = event_for(decision.before, decision.after, ctx.now)
+            if decision.writes or decision.tombstone:
+                published = event_for(decision.before, decision.after, ctx.now) if decision.writes else None
+                extra = self.reservations.tombstone(asset.integration_id, asset.id, event_id) if decision.tombstone else []
                 try:
-                    self.reservations.commit(asset.integration_id, asset.id, lock_etag, version, [decision.after],
-                                             [published] if published else [])
+                    self.reservations.commit(asset.integration_id, asset.id, lock_etag, version,
+                                             [decision.after] if decision.writes else [],
+                                             [published] if published else [], extra)
                 except ConflictError:
                     continue
             if decision.kind == DECLINE and event is not None:

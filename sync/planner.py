@@ -45,6 +45,7 @@ class Context:
     organizer_active: bool = False
     importing: bool = False
     subject: str | None = None  # recovered from the organizer's copy, when it was
+    gone: bool = False  # the item was deleted or cancelled earlier with nothing linked (a tombstone)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Decision:
     before: Reservation | None = None
     after: Reservation | None = None  # the reservation to write, if any
     comment: str | None = None  # for DECLINE: what the organizer reads
+    tombstone: bool = False  # remember that this item is gone, so an older read cannot revive it
 
     @property
     def writes(self) -> bool:
@@ -64,6 +66,8 @@ def plan(event: RoomEvent | None, linked: Reservation | None, overlapping: Seque
          ctx: Context) -> Decision:
     if event is None or event.is_cancelled:
         return _gone(linked, ctx, "deleted in Outlook" if event is None else "cancelled in Outlook")
+    if linked is None and ctx.gone:
+        return Decision(IGNORE, "an older read of a meeting already deleted or cancelled in Outlook")
     if event.room_response == "declined":
         return _gone(linked, ctx, "the room declined the meeting")
     if linked is not None:
@@ -73,7 +77,7 @@ def plan(event: RoomEvent | None, linked: Reservation | None, overlapping: Seque
 
 def _gone(linked: Reservation | None, ctx: Context, why: str) -> Decision:
     if linked is None:
-        return Decision(IGNORE, f"{why}; no reservation was linked")
+        return Decision(IGNORE, f"{why}; no reservation was linked", tombstone=not ctx.gone)
     if linked.status != CONFIRMED:
         return Decision(IGNORE, f"{why}; the reservation is already {linked.status}", before=linked)
     status = DECLINED if why.startswith("the room declined") and linked.origin == FROM_PLATFORM else CANCELLED

@@ -32,7 +32,7 @@ LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Users/{id}/Events/{id}, users/{id}@{tenant}/events/{id}, Users('{id}')/Events('{id}')
 _RESOURCE = re.compile(r"^/?users(?:\('(?P<q_user>[^'/]+)'\)|/(?P<user>[^/]+))"
-                       r"/events(?:\('(?P<q_event>[^'/]+)'\)|/(?P<event>[^/]+))$", re.IGNORECASE)
+                       r"/events(?:\('(?P<q_event>[^']+)'\)|/(?P<event>.+))$", re.IGNORECASE)
 
 
 class BadNotificationPost(ValueError):
@@ -55,7 +55,8 @@ def event_id_of(resource: object) -> str | None:
     if match is None:
         return None
     event_id = match.group("q_event") or match.group("event")
-    return event_id if valid_graph_id(event_id) else None
+    # Outlook ids may hold `/`, so the id is the rest of the path; it may never climb out of it.
+    return event_id if valid_graph_id(event_id) and ".." not in event_id else None
 
 
 @dataclass
