@@ -664,6 +664,9 @@ def test_demo_seed_has_one_tenant_printed_credentials_people_and_rooms_in_two_zo
         assert response.status_code == 200, response.text
         graph = graph_session(server.ca_path, response.json()["access_token"])
         assert len(graph.get(f"{server.api_base}/places/microsoft.graph.room").json()["value"]) == 5
+        lists = graph.get(f"{server.api_base}/places/microsoft.graph.roomlist").json()["value"]
+        assert sorted(len(graph.get(f"{server.api_base}/places/{room_list['emailAddress']}/microsoft.graph.roomlist/rooms")
+                          .json()["value"]) for room_list in lists) == [2, 3]  # one list per building
         room = next(iter(tenant.rooms.values()))
         assert graph.get(f"{server.api_base}/users/{room.email}/events").status_code == 200
 
