@@ -33,10 +33,12 @@ class OpenConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self.opened = 0  # connections accepted so far (tests tell reuse from reconnects by it)
 
     def add(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.add(sock)
+            self.opened += 1
 
     def discard(self, sock: socket.socket) -> None:
         with self._lock:

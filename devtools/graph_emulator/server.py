@@ -34,6 +34,11 @@ class EmulatorServer:
         return self.base_url
 
     @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted so far: stays put while clients reuse kept-alive ones."""
+        return self._server.open_connections.opened
+
+    @property
     def api_base(self) -> str:
         return f"{self.base_url}/v1.0"
 
