@@ -228,7 +228,8 @@ ROOM_LIST_SEGMENTS = ("microsoft.graph.roomlist", "microsoft.graph.roomList", "g
 def register(app: EmulatorApp) -> None:
     for segment in ROOM_SEGMENTS:
         app.route(f"/v1.0/places/{segment}", ["GET"], list_rooms, name="places.rooms")
-        app.route(f"/v1.0/places/{segment}/$count", ["GET"], count_rooms, name="places.rooms.count")
+        for count in ("$count", "%24count"):  # routes match the raw path; some clients encode the `$`
+            app.route(f"/v1.0/places/{segment}/{count}", ["GET"], count_rooms, name="places.rooms.count")
     for segment in ROOM_LIST_SEGMENTS:
         app.route(f"/v1.0/places/{segment}", ["GET"], list_room_lists, name="places.roomLists")
         app.route(f"/v1.0/places/<place>/{segment}/rooms", ["GET"], rooms_in_list, name="places.roomLists.rooms")

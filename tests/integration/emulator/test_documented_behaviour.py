@@ -406,8 +406,8 @@ def test_rooms_answer_under_the_graph_alias_with_count_and_teams_state(org):
     assert graph.get(alias["@odata.nextLink"]).json()["value"] == full[1:]
     assert all(room["teamsEnabledState"] == "unknown" for room in full)
 
-    for spelling in ("microsoft.graph.room", "graph.room"):
-        counted = graph.get(f"{org.api_base}/places/{spelling}/$count")
+    for spelling in ("microsoft.graph.room/$count", "graph.room/$count", "graph.room/%24count"):
+        counted = graph.get(f"{org.api_base}/places/{spelling}")
         assert counted.status_code == 200 and counted.text == "2"
         assert counted.headers["Content-Type"].startswith("text/plain")
     one = graph.get(f"{org.api_base}/places/graph.room/$count",
