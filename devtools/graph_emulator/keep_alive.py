@@ -91,8 +91,11 @@ class KeepAliveHandler(WSGIRequestHandler):
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            length = 0
-        return self.rfile.read(length) if length > 0 else b""
+            length = -1
+        if length < 0:  # the body's end is unknown, so the next request's start is too
+            self.close_connection = True
+            return b""
+        return self.rfile.read(length) if length else b""
 
     def _call_app(self, environ) -> tuple[str, list[tuple[str, str]], bytes]:
         started: dict = {}
