@@ -15,6 +15,7 @@ import threading
 from typing import Any, Callable, TypeVar
 
 from sync.health import Probe, probe_table_service
+from sync.redaction import install_log_redaction
 from sync.settings import Settings, load_settings
 from sync.store import connection
 
@@ -23,9 +24,12 @@ T = TypeVar("T")
 _lock = threading.RLock()
 _shared: dict[str, Any] = {}
 
-# Loggers of this app's packages follow LOG_LEVEL; the Azure SDK stays at WARNING unless
-# debugging, because its request logs at INFO would drown everything else.
-_APP_LOGGERS = ("functions", "sync", "graph")
+# Loggers of this app follow LOG_LEVEL: the modules of functions/ and sync/ log under their
+# module names, graph/ under "roomsync.graph.*". Libraries stay at WARNING (or quieter) unless
+# debugging: the Azure SDK's request logs at INFO would drown everything else, and msal and
+# urllib3 log every token and connection.
+_APP_LOGGERS = ("functions", "sync", "graph", "roomsync")
+_LIBRARY_LOGGERS = ("azure", "msal", "urllib3")
 
 
 def _once(name: str, build: Callable[[], T]) -> T:
@@ -41,13 +45,9 @@ def settings() -> Settings:
 
 
 def azure_credential():
-    """One DefaultAzureCredential for identity-based storage, so its token cache is shared."""
-    def build():
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential()
-
-    return _once("azure_credential", build)
+    """One credential for identity-based storage, so its token cache is shared: the managed
+    identity named by AzureWebJobsStorage__credential/__clientId, else DefaultAzureCredential."""
+    return _once("azure_credential", lambda: connection.storage_credential(settings().storage))
 
 
 def table_service():
@@ -78,7 +78,8 @@ def graph_access():
         from sync.credentials import GraphAccess, graph_config
         from sync.secret_box import SecretBox
 
-        return GraphAccess(graph_config(settings()), SecretBox(settings().secret_encryption_key))
+        return GraphAccess(graph_config(settings()), SecretBox(settings().secret_encryption_key,
+                                                               settings().secret_encryption_old_keys))
 
     return _once("graph_access", build)
 
@@ -173,8 +174,16 @@ def _storage_credential():
 
 
 def _load_and_apply_settings() -> Settings:
+    install_log_redaction()  # before anything can log a storage URL
     loaded = load_settings()
-    for name in _APP_LOGGERS:
-        logging.getLogger(name).setLevel(loaded.log_level)
-    logging.getLogger("azure").setLevel("DEBUG" if loaded.log_level == "DEBUG" else "WARNING")
+    apply_log_level(loaded.log_level)
     return loaded
+
+
+def apply_log_level(level: str) -> None:
+    """LOG_LEVEL for the app's loggers; libraries at the stricter of WARNING and LOG_LEVEL."""
+    for name in _APP_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    library_level = max(logging.WARNING, logging.getLevelName(level)) if level != "DEBUG" else logging.DEBUG
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
