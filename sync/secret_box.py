@@ -48,10 +48,6 @@ class SecretUnreadable(Exception):
         self.key_id = key_id
 
 
-# The name before key rotation; kept so older imports still work.
-SecretDecryptionError = SecretUnreadable
-
-
 @dataclass(frozen=True)
 class SecretBinding:
     """What a sealed secret belongs to. Ids are compared case-insensitively (GUIDs)."""
