@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 _lock = threading.RLock()
 _shared: dict[str, Any] = {}
+# Logger levels as they were before settings were applied, restored by reset().
+_levels_before: dict[str, int] = {}
 
 # Loggers of this app follow LOG_LEVEL: the modules of functions/ and sync/ log under their
 # module names, graph/ under "roomsync.graph.*". Libraries stay at WARNING (or quieter) unless
@@ -159,10 +161,14 @@ def users_repo():
 
 
 def reset() -> None:
-    """Forget settings and clients (closing them), so the next use reads the environment again."""
+    """Forget settings and clients (closing them), so the next use reads the environment again;
+    logger levels go back to what they were before the settings were applied."""
     with _lock:
         built = list(_shared.values())
         _shared.clear()
+        for name, level in _levels_before.items():
+            logging.getLogger(name).setLevel(level)
+        _levels_before.clear()
     for item in built:
         close = getattr(item, "close", None)
         if callable(close):
@@ -182,8 +188,10 @@ def _load_and_apply_settings() -> Settings:
 
 def apply_log_level(level: str) -> None:
     """LOG_LEVEL for the app's loggers; libraries at the stricter of WARNING and LOG_LEVEL."""
-    for name in _APP_LOGGERS:
-        logging.getLogger(name).setLevel(level)
     library_level = max(logging.WARNING, logging.getLevelName(level)) if level != "DEBUG" else logging.DEBUG
-    for name in _LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(library_level)
+    with _lock:
+        for names, wanted in ((_APP_LOGGERS, level), (_LIBRARY_LOGGERS, library_level)):
+            for name in names:
+                logger = logging.getLogger(name)
+                _levels_before.setdefault(name, logger.level)
+                logger.setLevel(wanted)

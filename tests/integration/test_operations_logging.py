@@ -25,12 +25,11 @@ ENCRYPTION_KEY = base64.b64encode(b"operations-logging-test-key-32by").decode()
 
 @pytest.fixture
 def restore_logger_levels():
-    names = ["roomsync", "functions", "sync", "graph", "azure", "msal", "urllib3", ""]
-    levels = {name: logging.getLogger(name).level for name in names}
+    """context.reset() puts the app's and libraries' levels back; the root's is ours to restore."""
+    root = logging.getLogger().level
     yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
     context.reset()
+    logging.getLogger().setLevel(root)
 
 
 def configure(monkeypatch, connection_string: str, log_level: str) -> None:
@@ -75,6 +74,15 @@ def test_log_level_reaches_every_logger_of_graph_and_sync_and_msal(monkeypatch, 
     assert all(logger.isEnabledFor(logging.INFO) for logger in loggers.values())
     assert not logging.getLogger("msal").isEnabledFor(logging.INFO)
     assert not logging.getLogger("azure").isEnabledFor(logging.INFO)
+
+
+def test_reset_gives_the_loggers_their_levels_back(monkeypatch, storage_connection_string, restore_logger_levels):
+    context.reset()
+    before = {name: logging.getLogger(name).level for name in ("roomsync", "sync", "msal", "urllib3")}
+    configure(monkeypatch, storage_connection_string, "DEBUG")
+    assert logging.getLogger("roomsync").level == logging.DEBUG
+    context.reset()
+    assert {name: logging.getLogger(name).level for name in before} == before
 
 
 def read_only_sas_connection_string(azurite) -> tuple[str, str]:
