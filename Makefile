@@ -13,7 +13,7 @@ export CUSTOM_COMPILE_COMMAND := make lock
 PIP_COMPILE = $(PY) -m piptools compile --quiet --generate-hashes --strip-extras \
 	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: setup test start check bench lock clean
+.PHONY: setup test start check bench lock clean reseal-secrets
 
 # Another major.minor stops make with one line, before a venv is made (`make clean` always runs).
 # An existing venv is checked too: it may have been made by another interpreter.
@@ -49,6 +49,12 @@ start: setup
 # Starts everything, asks /api/health once, stops (a smoke test of `make start`).
 check: setup
 	$(PY) -m devtools.start --check
+
+# After a SECRET_ENCRYPTION_KEY rotation: re-seal every client secret with the current key.
+# Reads the app settings from the environment (AzureWebJobsStorage..., SECRET_ENCRYPTION_KEY,
+# SECRET_ENCRYPTION_OLD_KEYS); prints counts only.
+reseal-secrets: setup
+	$(PY) -m sync.reseal
 
 bench: setup
 	$(PY) $(PIP_INSTALL) -r requirements-bench.txt
