@@ -203,8 +203,9 @@ def seed_demo(world: World, users: int = 20) -> dict[str, str]:
     """One demo tenant: an app registration with the fixed demo credentials (secret valid one
     year), `users` people (the last one disabled), and five rooms in two time zones."""
     tenant = create_tenant(world, DEMO_DOMAIN, display_name="Contoso (demo)", tenant_id=DEMO_TENANT_ID)
+    # Organization.Read.All lets the app prove the demo domain verified (GET /organization).
     add_app(world, tenant, client_id=DEMO_CLIENT_ID, display_name="roomsync (demo)",
-            secret=DEMO_CLIENT_SECRET)
+            roles=DEFAULT_ROLES | {"Organization.Read.All"}, secret=DEMO_CLIENT_SECRET)
     people = add_users(world, tenant, users, seed=2024)
     if people:
         directory_users.disable_user(world, tenant, people[-1].id)
