@@ -13,6 +13,11 @@ Rows of partition `<integration id>` (keys built with sync.store.keys.compose, s
 Graph ids and emails are url-safe base64 encoded (reversible, key-safe); a person's rows are
 never split across transactions, so a crash leaves either the old or the new state of each
 person, with an index and counters that agree with it.
+
+An index row is deleted only while it still names the person giving the address up (read
+first, deleted with its ETag): an address can pass from one person to another across runs in
+either order (Ann takes Bob's old address in one run, Bob's rename arrives in the next), and
+Bob's release must not remove Ann's row.
 """
 from __future__ import annotations
 
@@ -28,9 +33,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sync.model import User
 from sync.store.batch import MAX_OPERATIONS
 from sync.store.catalog import Store
-from sync.store.errors import TransactionError
+from sync.store.errors import ConflictError, TransactionError
 from sync.store.keys import compose, decode_id, encode_id, prefix_range, split
-from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, utc_moment
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, etag_of, utc_moment
 from sync.user_delta import Action, IndexChanges
 
 TABLE = "users"
@@ -95,6 +100,18 @@ class UsersRepo:
     def get_by_email(self, integration_id: str, email: str) -> User | None:
         index = self.table.get(integration_id, email_row_key(email))
         return self.get(integration_id, index["UserId"]) if index is not None else None
+
+    def index_rows(self, integration_id: str, emails: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """email -> (UserId, ETag) of the index rows that exist among `emails`."""
+        wanted = list(dict.fromkeys(e.lower() for e in emails))
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(wanted), ROW_KEYS_PER_QUERY):
+            chunk = wanted[start:start + ROW_KEYS_PER_QUERY]
+            parameters = {f"k{n}": email_row_key(email) for n, email in enumerate(chunk)}
+            query = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
+            for row in self.table.query(query, parameters, partition=integration_id):
+                found[decode_id(split(row["RowKey"])[1])] = (row["UserId"], etag_of(row))
+        return found
 
     def get_many(self, integration_id: str, user_ids: Iterable[str]) -> dict[str, User]:
         """The stored people among `user_ids` (missing ones are simply absent)."""
@@ -161,7 +178,8 @@ class UsersRepo:
         events: list[PendingEvent] = []
         change = _Tally()
         room = MAX_OPERATIONS - 1 if parallel <= 1 else MAX_OPERATIONS  # one slot for the summary row
-        chunks = self._chunks(integration_id, actions, index, now, events, change, room)
+        held = self.index_rows(integration_id, index.released) if index.released else {}
+        chunks = self._chunks(integration_id, actions, index, now, events, change, room, held)
         if parallel <= 1:
             transactions, summary = 0, base
             for chunk, tally in chunks:
@@ -176,11 +194,13 @@ class UsersRepo:
         return ApplyResult(transactions, events, summary)
 
     def _chunks(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
-                events: list[PendingEvent], change: "_Tally", room: int) -> Iterator[tuple[list[tuple], "_Tally"]]:
+                events: list[PendingEvent], change: "_Tally", room: int,
+                held: Mapping[str, tuple[str, str]]) -> Iterator[tuple[list[tuple], "_Tally"]]:
         """Transactions' worth (`room` operations at most) of people's operations, with the
         running count changes up to and including each."""
         chunk: list[tuple] = []
-        for operations, active_change, total_change in self._groups(integration_id, actions, index, now, events):
+        for operations, active_change, total_change in self._groups(integration_id, actions, index, now, events,
+                                                                     held):
             if chunk and len(chunk) + len(operations) > room:
                 yield chunk, change.copy()
                 chunk = []
@@ -208,7 +228,7 @@ class UsersRepo:
         self.table.upsert(_summary_entity(integration_id, summary), mode=MERGE)
 
     def clear_events(self, integration_id: str, events: Sequence[PendingEvent]) -> int:
-        """Deletes delivered outbox rows; returns the number of transactions used."""
+        """Deletes delivered outbox rows (one transaction per 100); returns the transactions used."""
         if not events:
             return 0
         operations = [("delete", {"PartitionKey": integration_id, "RowKey": compose(OUTBOX, e.event_id)})
@@ -221,10 +241,27 @@ class UsersRepo:
         operations = [("delete", {"PartitionKey": integration_id, "RowKey": key}) for key in keys]
         return self._transact_tolerating_missing(operations) if operations else 0
 
+    def purge_some(self, integration_id: str, limit: int) -> int:
+        """Deletes up to `limit` rows of the integration; returns how many it found to delete
+        (0 means the partition is empty). Idempotent, so a purge can stop and resume anywhere."""
+        page = self.table.query_page(partition=integration_id, select=["RowKey"], page_size=max(1, min(limit, MAX_PAGE_SIZE)))
+        operations = [("delete", {"PartitionKey": integration_id, "RowKey": row["RowKey"]}) for row in page.rows]
+        if operations:
+            self._transact_tolerating_missing(operations)
+        return len(operations)
+
+    def emails_of(self, integration_id: str) -> Iterator[str]:
+        """Every address in the integration's email index."""
+        low, high = prefix_range(EMAIL)
+        for row in self.table.query("RowKey ge @low and RowKey lt @high", {"low": low, "high": high},
+                                    partition=integration_id, select=["RowKey"]):
+            yield decode_id(split(row["RowKey"])[1])
+
     # ---- internals --------------------------------------------------------------------------
 
     def _groups(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
-                events: list[PendingEvent]) -> Iterator[tuple[list[tuple], int, int]]:
+                events: list[PendingEvent], held: Mapping[str, tuple[str, str]]
+                ) -> Iterator[tuple[list[tuple], int, int]]:
         """Per person: their operations, and how the active and total counts change."""
         owned: dict[str, list[str]] = {}
         for email, user_id in index.owners.items():
@@ -241,9 +278,11 @@ class UsersRepo:
             for email in owned.pop(user.id, ()):
                 operations.append(("upsert", _index_entity(integration_id, email, user.id), {"mode": REPLACE}))
             for email in released.get(user.id, ()):
-                if email not in placed_releases:
+                owner = held.get(email)
+                if email not in placed_releases and owner is not None and owner[0] == user.id:
                     placed_releases.add(email)
-                    operations.append(("delete", {"PartitionKey": integration_id, "RowKey": email_row_key(email)}))
+                    operations.append(("delete", {"PartitionKey": integration_id, "RowKey": email_row_key(email)},
+                                       {"etag": owner[1]}))
             if action.event:
                 event = PendingEvent(event_id=f"{now:%Y%m%d%H%M%S%f}-{self._new_id()}", type=action.event,
                                      integration_id=integration_id, user_id=user.id, at=now)
@@ -257,14 +296,16 @@ class UsersRepo:
 
     def _transact_tolerating_missing(self, operations: list[tuple], *, atomic: bool = False) -> int:
         """Inside a transaction, deleting a missing row fails the whole transaction; a row
-        that is already gone is what the delete wanted, so drop it and try again."""
+        that is already gone is what the delete wanted, so drop it and try again. So is an
+        index row whose ETag no longer matches: it changed hands, and is not ours to delete."""
         remaining = list(operations)
         while True:
             try:
                 return self.table.transact(remaining, atomic=atomic)
             except TransactionError as error:
                 failed = error.index
-                if (error.status != 404 or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
+                tolerated = error.status == 404 or (error.status == 412 and isinstance(error, ConflictError))
+                if (not tolerated or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
                         or remaining[failed][0] != "delete" or error.committed):
                     raise
                 del remaining[failed]
