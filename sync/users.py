@@ -89,7 +89,8 @@ MAX_DEFERRALS = 20
 MAX_DEFER_SECONDS = 15 * 60
 BUSY_DEFER_SECONDS = 60
 # First wait after a failure Graph or Entra will heal without a Retry-After; doubles per deferral.
-TRANSIENT_DEFER_SECONDS = 30
+# MSAL replays a failed token answer for 60 s by itself, so waiting less would only meet the replay.
+TRANSIENT_DEFER_SECONDS = 60
 UNKNOWN_INTEGRATION = "unknown_integration"
 # Runs in a row refused by Entra with the same AADSTS code we do not know before the integration
 # is parked: once may be a passing glitch, three in a row (over several minutes) is a setting.
