@@ -42,7 +42,7 @@ from sync import validation
 from sync.model import Integration, User, iso_utc, utc_now
 from sync.store.email_guard_repo import EmailGuard
 from sync.store.errors import ConflictError, StoreError
-from sync.store.integrations_repo import IntegrationsRepo
+from sync.store.integrations_repo import DOMAIN_GUARD, IntegrationsRepo
 from sync.store.syncstate_repo import LastRun, SyncStateRepo, UserSyncState
 from sync.store.users_repo import BadContinuation, Summary, UsersRepo
 from sync.user_delta import (
@@ -196,6 +196,7 @@ class UserSync:
         self.requester = requester
         self.email_guard = email_guard
         self.new_token = new_token
+        self._guarded: set[str] = set()
         self.integrations = integrations
         self.users = users
         self.syncstate = syncstate
@@ -317,7 +318,7 @@ class UserSync:
         result = self.users.apply(integration.id, plan.actions, changes, base=base, now=now,
                                   parallel=self.full_read_writers if full else 1)
         report.table_transactions = result.transactions
-        self._release_addresses(integration.id, changes.released)
+        self._release_addresses(integration, changes.released)
         if full and not plan.actions and base != self.users.summary(integration.id):
             self.users.set_summary(integration.id, base)  # a full read also corrects the counters
         report.events_published += self._publish(integration.id, result.events, report)
@@ -354,7 +355,9 @@ class UserSync:
         """Claims the addresses people take in this run; people whose address another
         integration holds are kept inactive without it (and logged)."""
         changes = index_changes(plan.actions)
-        refused = self.email_guard.claim(integration.id, changes.owners.keys()) if changes.owners else {}
+        if not changes.owners or self._domains_guarded(integration):
+            return plan, changes
+        refused = self.email_guard.claim(integration.id, changes.owners.keys())
         if not refused:
             return plan, changes
         for email, holder in refused.items():
@@ -363,9 +366,23 @@ class UserSync:
         plan = refuse_emails(plan, frozenset(refused), now)
         return plan, index_changes(plan.actions)
 
-    def _release_addresses(self, integration_id: str, released) -> None:
+    def _domains_guarded(self, integration: Integration) -> bool:
+        """Whether every claimed domain's guard row names this integration. Then its addresses are
+        unique across integrations already: each lies in one of these domains, and no other
+        integration can hold them. Only integrations without guard rows (connected before they
+        existed) claim addresses one by one, which costs a first sync of 100,000 people about
+        1,000 transactions more."""
+        if integration.id in self._guarded:
+            return True
+        guarded = all(self.integrations.guard_owner(DOMAIN_GUARD, d) == integration.id for d in integration.domains)
+        if guarded:
+            self._guarded.add(integration.id)  # a guard row changes hands only when its integration goes
+        return guarded
+
+    def _release_addresses(self, integration: Integration, released) -> None:
         """Gives up addresses nobody of the integration holds any more (its index says so)."""
-        if not released:
+        integration_id = integration.id
+        if not released or self._domains_guarded(integration):
             return
         still_held = self.users.index_rows(integration_id, released)
         self.email_guard.release(integration_id, [e for e in released if e not in still_held])

@@ -98,11 +98,22 @@ def test_with_organization_read_all_the_tenants_verified_domains_decide(harness,
     assert EmailGuard(harness.store).owner(f"early@{claimed}") is None
 
 
+def without_domain_guards(harness, integration_id: str) -> None:
+    """Makes the integration look like one connected before guard rows existed."""
+    table = harness.store.table("integrations")
+    for row in list(table.query(partition="integrations")):
+        if row.get("IntegrationId") == integration_id and row.get("Kind") == "domain":
+            table.delete("integrations", row["RowKey"])
+
+
 def test_an_address_held_by_another_integration_is_refused_and_logged(harness, graph_emulator, caplog):
+    """Integrations whose domains are not guarded (connected before guard rows existed) claim each
+    address; one another integration holds is refused."""
     tenant = new_tenant(graph_emulator, users=3)
     created = harness.connect(tenant)
+    without_domain_guards(harness, created["id"])
     taken = tenant.users[0]
-    elsewhere = str(uuid.uuid4())  # e.g. an integration from before guard rows, or a domain that moved
+    elsewhere = str(uuid.uuid4())  # an integration of the same domain from the same era
     guard = EmailGuard(harness.store)
     assert guard.claim(elsewhere, [taken.mail]) == {}
 
@@ -117,6 +128,14 @@ def test_an_address_held_by_another_integration_is_refused_and_logged(harness, g
     assert any(taken.id in r.getMessage() and elsewhere in r.getMessage() for r in caplog.records)
     others = [u for u in harness.people(created["id"]).values() if u.id != taken.id]
     assert all(u.active and guard.owner(u.email) == created["id"] for u in others)
+    # A rename gives the old address up.
+    renamed = tenant.users[1]
+    old_address = renamed.mail
+    harness.control.patch_user(tenant, renamed.id, mail=f"renamed@{tenant.domain}",
+                               userPrincipalName=f"renamed@{tenant.domain}")
+    harness.service.request_user_sync(created["id"], force=False)
+    assert harness.run_one(created["id"]).outcome == APPLIED
+    assert guard.owner(old_address) is None and guard.owner(f"renamed@{tenant.domain}") == created["id"]
 
 
 def test_two_integrations_claiming_one_address_at_once_get_it_once(harness):
