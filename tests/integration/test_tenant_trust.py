@@ -7,13 +7,16 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from devtools.graph_emulator import users as directory
 from graph.auth import forget_shared_apps
 from sync.model import ACTIVE, CREDENTIALS_INVALID, REASON_EMAIL_IN_USE
+from sync.purge import IntegrationPurge, StepProgress
 from sync.store.email_guard_repo import EmailGuard
+from sync.store.syncstate_repo import SyncStateRepo
 from sync.store.users_repo import UsersRepo
 from sync.users import APPLIED, DEFERRED, OUTBOX_CHUNK, UNKNOWN_TOKEN_ERROR_PARK_AFTER, SyncRequest
 from tests.integration.test_user_sync import Control, make_harness
@@ -296,3 +299,58 @@ def test_an_unknown_aadsts_code_is_shown_then_parks_the_integration_when_it_repe
     parked = harness.integration(created["id"])
     assert parked.status == CREDENTIALS_INVALID and "AADSTS9999999" in parked.status_reason
     assert sum("AADSTS9999999" in r.getMessage() for r in caplog.records) >= UNKNOWN_TOKEN_ERROR_PARK_AFTER
+
+
+# ---- the purge ---------------------------------------------------------------------------------------
+
+class CrashesOnce:
+    """A step a later part of the app adds (say, Graph subscriptions): fails once part way."""
+
+    name = "subscriptions"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[str] = []
+
+    def purge(self, integration):
+        self.calls += 1
+        self.seen.append(integration.id)
+        if self.calls == 1:
+            raise ConnectionError("Graph went away")
+        return StepProgress(done=True, removed=2)
+
+
+def test_a_purge_waits_for_a_running_sync_and_resumes_after_a_crash_without_redoing_steps(
+        graph_emulator, storage_connection_string, unique_name):
+    harness = make_harness(graph_emulator, storage_connection_string, unique_name)
+    tenant = new_tenant(graph_emulator, users=3)
+    integration_id = harness.connect(tenant)["id"]
+    harness.run_one(integration_id)
+    extra = CrashesOnce()
+    steps = list(harness.purge.steps)
+    steps.insert(len(steps) - 1, extra)  # before sync-state, as functions/context.py says
+    purge = IntegrationPurge(integrations=harness.purge.integrations, steps=steps, requester=harness.purge.requester,
+                             clock=harness.clock)
+    running = SyncStateRepo(harness.store).acquire(integration_id, "a-run", "its-token", harness.clock(),
+                                                   timedelta(minutes=15))
+    assert running is not None
+    harness.service.delete(integration_id)
+    (message,) = harness.purge_messages()
+
+    waiting = purge.run(message["integration_id"])
+
+    assert waiting.outcome == "in_progress" and waiting.steps_done == []
+    client = harness.queues.get_queue_client(harness.purge_queue)
+    assert client.get_queue_properties().approximate_message_count == 1  # hidden until the lease ends
+    assert harness.sync.run(SyncRequest(integration_id, "late", "manual")).outcome == "skipped_inactive"
+
+    harness.clock.advance(minutes=16)  # the run's lease ran out (it crashed, say)
+    with pytest.raises(ConnectionError):
+        purge.run(integration_id)
+    assert harness.integration(integration_id).purged_steps == ("user-sync-lease", "email-guard", "people")
+    assert harness.people(integration_id) == {}
+
+    done = purge.run(integration_id)
+    assert done.outcome == "removed" and done.steps_done == ["subscriptions", "sync-state"]
+    assert extra.calls == 2 and harness.integration(integration_id) is None
+    assert purge.run(integration_id).outcome == "already_gone"
