@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     from sync.store.integrations_repo import IntegrationsRepo
     from sync.store.syncstate_repo import SyncStateRepo
     from sync.store.users_repo import UsersRepo
+    from sync.purge import PURGE_QUEUE, PurgeRequester
+    from sync.store.email_guard_repo import EmailGuard
     from sync.users import USER_SYNC_QUEUE, SyncRequest, SyncRequester, UserSync
 
     print(f"seeding an emulated tenant with {args.users} people...", flush=True)
@@ -154,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             requester = SyncRequester(QueuePublisher(queues, USER_SYNC_QUEUE))
             service = IntegrationService(integrations=IntegrationsRepo(store), syncstate=SyncStateRepo(store),
                                          users=UsersRepo(store), access=access, requester=requester,
-                                         default_max_share=0.2)
+                                         default_max_share=0.2,
+                                         purges=PurgeRequester(QueuePublisher(queues, PURGE_QUEUE)))
             sync = UserSync(integrations=IntegrationsRepo(store), users=UsersRepo(store),
                             syncstate=SyncStateRepo(store), access=access,
                             events=UserEventPublisher(QueuePublisher(queues, USER_EVENTS_QUEUE)),
-                            default_max_share=0.2)
+                            default_max_share=0.2, email_guard=EmailGuard(store))
             harness = {"store": store}
             baseline = peak_rss_mib()
             print(f"baseline peak RSS of this process: {baseline:.1f} MiB", flush=True)

@@ -3,19 +3,26 @@ people synced from them. Function-level key (the app's default auth level).
 
 | Method | Route (under /api) | Body -> answer |
 |---|---|---|
-| POST | integrations | `{"domains": [..] or "domain", "tenant_id", "client_id", "client_secret", "client_secret_expires_at"?, "options"?: {"max_deactivation_share"}}` -> 201 integration + `initial_user_sync: {run_id, queued}` |
-| GET | integrations | -> `{"value": [integration...]}` |
+| POST | integrations | `{"domains": [..] or "domain", "tenant_id", "client_id", "client_secret", "client_secret_expires_at"?, "options"?: {"max_deactivation_share"}}` -> 201 integration + `initial_user_sync: {run_id, queued}`; 409 `duplicate_tenant` / `duplicate_domain` (also under concurrent connects) or `integration_deleting` |
+| GET | integrations | -> `{"value": [integration...]}` (integrations being deleted are left out) |
 | GET | integrations/{id} | -> integration |
 | PATCH | integrations/{id} | any of `client_secret`, `client_secret_expires_at`, `options` -> integration (+ `resumed_user_sync` when a parked one resumes) |
-| DELETE | integrations/{id} | -> 204 (assets unsubscribed first, then the integration, its sync state and its people) |
-| GET | integrations/{id}/status | -> status, reason, users counts, last run (counts, cost), last error, guard, warnings |
+| DELETE | integrations/{id} | -> 202 `{integration_id, status: "deleting", purge_queued, status_url}`; the integration is hidden at once and purged by the integration-purge worker; DELETE again re-queues the purge |
+| GET | integrations/{id}/status | -> status, reason, users counts, last run (counts, cost), last error, Entra token error (`aadsts`, `repeats`), guard, domains and their proofs, warnings; while deleting only `{status: "deleting", deletion: {requested_at, completed_steps, pending_steps}}`; 404 once the purge finished |
 | POST | integrations/{id}/sync-users[?force=true] | -> 202 `{run_id, force, status_url}`; 409 while parked |
-| GET | users[?integration_id&active&page_size&continuation] | -> `{"value": [user...], "continuation": token or null}` |
+| GET | users[?integration_id&active&page_size&continuation] | -> `{"value": [user...], "continuation": token or null}`; never people of an integration being deleted |
+
+An integration shows `domains` (as sent), `domain_proofs: [{name, proven, proof}]` with `proof`
+`"organization"` (listed in the tenant's verified domains, needs Organization.Read.All),
+`"upn"` (people of the tenant sign in with it) or null, `unproven_domains` (their people are not
+activated), and `optional_permissions: [{permission, granted, enables}]`, which says whether
+Organization.Read.All was granted and what it adds.
 
 Each function parses its input, calls one service (sync.integrations, sync.users) and shapes
 the answer: JSON, with errors as {"error": {"code", "message", "field"?...}} and the status
 the service chose. Unexpected failures answer 500 without details (they are in the logs).
-An integration is never shown with its client secret.
+An integration is never shown with its client secret. Anything under an integration that is
+being deleted answers 404 (`sync.live_integrations.require_live_integration`).
 """
 from __future__ import annotations
 
@@ -108,8 +115,8 @@ def update_integration(req: func.HttpRequest) -> func.HttpResponse:
 def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
     def act() -> func.HttpResponse:
         _no_params(req)
-        context.integration_service().delete(req.route_params.get("integration_id"))
-        return func.HttpResponse(status_code=204, headers=_JSON_HEADERS)
+        accepted = context.integration_service().delete(req.route_params.get("integration_id"))
+        return _json(accepted, 202, {"Location": f"/api/{accepted['status_url']}"})
     return _answer(req, act)
 
 

@@ -105,7 +105,8 @@ def integration_service():
         return IntegrationService(
             integrations=integrations_repo(), syncstate=syncstate_repo(), users=users_repo(),
             access=graph_access(), requester=sync_requester(),
-            default_max_share=settings().user_sync_max_deactivation_share)
+            default_max_share=settings().user_sync_max_deactivation_share,
+            purges=purge_requester(), purge_steps=[step.name for step in purge_steps()])
 
     return _once("integration_service", build)
 
@@ -119,7 +120,8 @@ def user_sync():
         return UserSync(
             integrations=integrations_repo(), users=users_repo(), syncstate=syncstate_repo(),
             access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
-            default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester())
+            default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester(),
+            email_guard=email_guard())
 
     return _once("user_sync", build)
 
@@ -128,9 +130,53 @@ def user_listing():
     def build():
         from sync.users import UserListing
 
-        return UserListing(users_repo())
+        return UserListing(users_repo(), integrations_repo())
 
     return _once("user_listing", build)
+
+
+def email_guard():
+    """Which integration holds each email address, across all of them."""
+    def build():
+        from sync.store.email_guard_repo import EmailGuard
+
+        return EmailGuard(store())
+
+    return _once("email_guard", build)
+
+
+def purge_requester():
+    """Puts purge requests on the integration-purge queue."""
+    def build():
+        from sync.events_out import QueuePublisher
+        from sync.purge import PURGE_QUEUE, PurgeRequester
+
+        return PurgeRequester(QueuePublisher(queue_service(), PURGE_QUEUE))
+
+    return _once("purge_requester", build)
+
+
+def purge_steps():
+    """What a deleted integration's purge removes, in order. Later parts of the app add their
+    steps here (assets, Graph subscriptions, reservations...): before `sync-state`, whose row
+    holds the purge's lease on the user sync."""
+    def build():
+        from sync.purge import EmailGuardStep, PeopleStep, SyncStateStep, UserSyncLeaseStep
+
+        return (UserSyncLeaseStep(syncstate_repo()), EmailGuardStep(email_guard()), PeopleStep(users_repo()),
+                SyncStateStep(syncstate_repo()))
+
+    return _once("purge_steps", build)
+
+
+def integration_purge():
+    """Runs purges (the integration-purge queue worker)."""
+    def build():
+        from sync.purge import IntegrationPurge
+
+        return IntegrationPurge(integrations=integrations_repo(), steps=purge_steps(), requester=purge_requester())
+
+    return _once("integration_purge", build)
 
 
 def integrations_repo():

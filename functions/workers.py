@@ -1,9 +1,12 @@
 """Queue-triggered workers. `user-sync`: one message = one user sync of one integration.
+`integration-purge`: one message = (a slice of) the purge of one deleted integration.
 
 A message that is not a valid request is refused with an exception, so after the host's
 retries it lands in the poison queue with its text intact. Parked integrations, the guard and
-unknown integrations end normally (the outcome is in the status and the logs); only failures
-worth retrying (Graph or Entra unavailable, throttling, storage trouble) raise.
+unknown integrations end normally (the outcome is in the status and the logs); failures Graph
+or Entra heal by themselves go back on the queue with a delay; only storage trouble and the
+unexpected raise. A purge that stops part way queues its own continuation; one that raises is
+retried by the host and resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import logging
 import azure.functions as func
 
 from functions import context
+from sync.purge import PURGE_QUEUE, purge_request_from_message
 from sync.users import USER_SYNC_QUEUE, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -30,3 +34,15 @@ def user_sync_worker(message: func.QueueMessage) -> None:
         raise ValueError(f"invalid user-sync message: {problem}") from None
     report = context.user_sync().run(request)
     log.info("user sync %s for integration %s: %s", report.run_id, report.integration_id, report.outcome)
+
+
+@bp.function_name("integration_purge_worker")
+@bp.queue_trigger(arg_name="message", queue_name=PURGE_QUEUE, connection="AzureWebJobsStorage")
+def integration_purge_worker(message: func.QueueMessage) -> None:
+    try:
+        integration_id = purge_request_from_message(json.loads(message.get_body()))
+    except (ValueError, UnicodeDecodeError) as problem:
+        log.error("integration-purge message %s refused: %s", message.id, problem)
+        raise ValueError(f"invalid integration-purge message: {problem}") from None
+    report = context.integration_purge().run(integration_id)
+    log.info("purge of integration %s: %s", report.integration_id, report.outcome)

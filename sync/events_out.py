@@ -55,7 +55,8 @@ class QueuePublisher:
 
 class UserEventPublisher:
     """`user.deactivated` / `user.reactivated` for the bookings side (which releases a leaver's
-    future reservations). Delivery is at least once: consumers must be idempotent."""
+    future reservations). Delivery is at least once: every event carries a stable `event_id`
+    (its outbox row's id, the same on every resend), so consumers drop the repeats."""
 
     def __init__(self, publisher: QueuePublisher) -> None:
         self._publisher = publisher
@@ -65,5 +66,5 @@ class UserEventPublisher:
 
 
 def event_message(event: PendingEvent) -> dict[str, str]:
-    return {"type": event.type, "integration_id": event.integration_id, "user_id": event.user_id,
-            "at": iso_utc(event.at)}
+    return {"event_id": event.event_id, "type": event.type, "integration_id": event.integration_id,
+            "user_id": event.user_id, "at": iso_utc(event.at)}

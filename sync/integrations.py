@@ -4,6 +4,15 @@ Credentials are tried before anything is stored: a token is fetched with them an
 permissions it grants are read. Only then is the integration written, with its secret sealed
 to its id, and its first user sync requested. A parked integration (credentials_invalid)
 comes back to life when a working secret is saved. Answers never contain the secret.
+
+A tenant and a domain belong to one integration at most: the integration row is written in one
+transaction with guard rows for its tenant and each domain (sync.store.integrations_repo), so
+of two concurrent connects exactly one succeeds. Claimed domains count only once proven
+verified in the tenant (sync.domain_proof); with Organization.Read.All that happens at connect.
+
+Deleting marks the integration `deleting` and queues its purge (sync.purge). From that moment
+`require_live_integration` refuses it with 404 everywhere except its status, which reports how
+the purge is getting on until the integration is gone.
 """
 from __future__ import annotations
 
@@ -11,36 +20,29 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from graph import TokenError, TokenServiceUnavailable
+from graph import GraphError, TokenError, TokenServiceUnavailable
 from sync import validation
 from sync.credentials import GrantedAccess, GraphAccess, PermissionMissing, secret_expiry_warnings, token_error_code
-from sync.model import ACTIVE, CREDENTIALS_INVALID, Integration, IntegrationOptions, iso_utc, utc_now
+from sync.live_integrations import live_integration_ids, require_live_integration  # noqa: F401 -- re-exported
+from sync.domain_proof import domains_view, optional_permissions_view, prove_domains, read_verified_domains
+from sync.model import ACTIVE, CREDENTIALS_INVALID, DELETING, Integration, IntegrationOptions, iso_utc, utc_now
+from sync.purge import PurgeRequester
 from sync.store.errors import ConflictError
-from sync.store.integrations_repo import IntegrationsRepo
+from sync.store.integrations_repo import TENANT_GUARD, GuardTaken, IntegrationsRepo
 from sync.store.syncstate_repo import SyncStateRepo
 from sync.store.users_repo import UsersRepo
-from sync.users import CLEANUP, INITIAL, MANUAL, RESUMED, SyncRequester
+from sync.users import INITIAL, MANUAL, RESUMED, SyncRequester
 from sync.validation import UNSET, Problem
 
 log = logging.getLogger(__name__)
-
-UnsubscribeAssets = Callable[[Integration], int]
-
-# Up to this many people are removed while the DELETE request waits (about 40 transactions).
-INLINE_PURGE_LIMIT = 2000
-
-
-def no_assets_to_unsubscribe(integration: Integration) -> int:
-    """Until assets exist (a later issue plugs its step in here), an integration has none."""
-    return 0
 
 
 class IntegrationService:
     def __init__(self, *, integrations: IntegrationsRepo, syncstate: SyncStateRepo, users: UsersRepo,
                  access: GraphAccess, requester: SyncRequester, default_max_share: float,
-                 unsubscribe_assets: UnsubscribeAssets = no_assets_to_unsubscribe,
+                 purges: PurgeRequester, purge_steps: Sequence[str] = (),
                  clock: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self.integrations = integrations
@@ -49,7 +51,8 @@ class IntegrationService:
         self.access = access
         self.requester = requester
         self.default_max_share = default_max_share
-        self.unsubscribe_assets = unsubscribe_assets
+        self.purges = purges
+        self.purge_steps = list(purge_steps)
         self.clock = clock
         self.new_id = new_id
 
@@ -68,15 +71,48 @@ class IntegrationService:
             secret_expires_at=draft.secret_expires_at, status=ACTIVE, status_reason=None, status_changed_at=now,
             mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
             options=IntegrationOptions(**draft.options), created_at=now, activated_at=now, updated_at=now)
-        integration = self.integrations.insert(integration)
-        log.info("integration %s created for tenant %s (%s, domains %s)", integration.id, integration.tenant_id,
-                 integration.mode, ", ".join(integration.domains))
+        integration = replace(integration, domain_proofs=self._organization_proofs(integration))
+        try:
+            integration = self.integrations.insert(integration)
+        except GuardTaken as taken:
+            log.warning("connect refused: %s %s already belongs to integration %s", taken.guard_kind, taken.value,
+                        taken.owner_id)
+            raise _duplicate(taken.guard_kind, taken.value, taken.owner_id) from None
+        log.info("integration %s created for tenant %s (%s, domains %s; unproven: %s)", integration.id,
+                 integration.tenant_id, integration.mode, ", ".join(integration.domains),
+                 ", ".join(integration.unproven_domains) or "none")
         view = integration_view(integration, now)
         view["initial_user_sync"] = self._request_sync(integration.id, INITIAL)
         return view
 
+    def _organization_proofs(self, integration: Integration) -> dict[str, str]:
+        """With Organization.Read.All the claimed domains are checked against the tenant's verified
+        ones before anything is stored; without it (or if Graph fails now) the first sync proves
+        them from the tenant's UPNs."""
+        if not integration.granted_roles:
+            return {}
+        try:
+            client = self.access.client_for(integration)
+            try:
+                verified = read_verified_domains(client, integration.granted_roles)
+            finally:
+                client.close()
+        except (GraphError, TokenError) as error:
+            log.warning("tenant %s: the verified domains could not be read now (%s); the first sync proves them",
+                        integration.tenant_id, type(error).__name__)
+            return {}
+        if verified is None:
+            return {}
+        return prove_domains(integration.domains, verified=verified, upn_domains=(), previous={}, full_read=True)
+
     def _refuse_duplicates(self, tenant_id: str, domains: tuple[str, ...]) -> None:
+        """A quick, friendly check before trying the credentials; the guard rows written with the
+        integration are what makes it hold under concurrent connects."""
         for other in self.integrations.list():
+            if other.is_deleting and (other.tenant_id == tenant_id or set(domains) & set(other.domains)):
+                raise Problem(409, "integration_deleting", f"integration {other.id} of this tenant or domain is "
+                              "being deleted; connect again once its deletion has finished",
+                              details={"integration_id": other.id})
             if other.tenant_id == tenant_id:
                 raise Problem(409, "duplicate_tenant", f"tenant_id: tenant {tenant_id} is already connected "
                               f"(integration {other.id}); change that integration instead", field="tenant_id",
@@ -125,16 +161,26 @@ class IntegrationService:
 
     def list(self) -> list[dict[str, Any]]:
         now = self.clock()
-        return [integration_view(i, now) for i in sorted(self.integrations.list(), key=lambda i: i.created_at)]
+        live = [i for i in self.integrations.list() if not i.is_deleting]
+        return [integration_view(i, now) for i in sorted(live, key=lambda i: i.created_at)]
 
     def status(self, integration_id: str) -> dict[str, Any]:
-        integration = self._load(integration_id)
+        integration = self.integrations.get(validation.integration_id(integration_id))
+        if integration is None:
+            raise Problem(404, "not_found", "no such integration")
+        if integration.is_deleting:
+            return self._deletion_status(integration)
         now = self.clock()
         state = self.syncstate.get(integration.id)
         summary = self.users.summary(integration.id)
         warnings = secret_expiry_warnings(integration.secret_expires_at, now)
         if state.guard:
             warnings.append({"code": "user_sync_guard", "message": state.guard.get("reason")})
+        if integration.unproven_domains:
+            warnings.append({"code": "unproven_domains", "domains": list(integration.unproven_domains),
+                             "message": "people of these domains are not activated until the domain is proven "
+                                        "verified in the tenant (grant Organization.Read.All, or wait for people "
+                                        "of the tenant to sign in with it)"})
         return {
             "integration_id": integration.id,
             "status": integration.status,
@@ -149,18 +195,27 @@ class IntegrationService:
                 "last_error": state.last_error,
                 "last_error_at": iso_utc(state.last_error_at),
                 "guard": dict(state.guard) if state.guard else None,
-                "running": bool(state.lease_run_id and state.lease_until and state.lease_until > now),
+                "running": state.is_running(now),
                 "delta_link_saved_at": iso_utc(state.delta_link_saved_at),
+                "token_error": ({"aadsts": state.token_error_code, "repeats": state.token_error_repeats}
+                                if state.token_error_code else None),
             },
+            "domains": domains_view(integration),
+            "unproven_domains": list(integration.unproven_domains),
             "secret_expires_at": iso_utc(integration.secret_expires_at),
             "warnings": warnings,
         }
 
+    def _deletion_status(self, integration: Integration) -> dict[str, Any]:
+        """All a deleting integration still shows: that it is going, and how far the purge got."""
+        done = list(integration.purged_steps)
+        return {"integration_id": integration.id, "status": DELETING,
+                "status_changed_at": iso_utc(integration.status_changed_at),
+                "deletion": {"requested_at": iso_utc(integration.deletion_requested_at), "completed_steps": done,
+                             "pending_steps": [name for name in self.purge_steps if name not in done]}}
+
     def _load(self, integration_id: str) -> Integration:
-        integration = self.integrations.get(validation.integration_id(integration_id))
-        if integration is None:
-            raise Problem(404, "not_found", "no such integration")
-        return integration
+        return require_live_integration(self.integrations, integration_id)
 
     # ---- change -------------------------------------------------------------------------------
 
@@ -212,26 +267,42 @@ class IntegrationService:
                 "status_url": f"integrations/{integration.id}/status"}
 
     def delete(self, integration_id: str) -> dict[str, Any]:
-        """Unsubscribes the integration's assets first (a failure there keeps everything), then
-        removes the integration, its sync state and its people."""
-        integration = self._load(integration_id)
-        unsubscribed = self.unsubscribe_assets(integration)
-        try:
-            self.integrations.delete(integration)
-        except ConflictError:
-            raise _changed_meanwhile() from None
-        self.syncstate.delete(integration.id)
-        people = self.users.summary(integration.id).total
-        if people <= INLINE_PURGE_LIMIT:
-            self.users.purge(integration.id)
-            removal = "done"
+        """Marks the integration deleting (hidden from then on) and queues its purge. Asking again
+        while it is deleting answers the same and queues the purge again (a lost message or a
+        poisoned purge resumes that way)."""
+        now = self.clock()
+        for _ in range(3):
+            integration = self.integrations.get(validation.integration_id(integration_id))
+            if integration is None:
+                raise Problem(404, "not_found", "no such integration")
+            if integration.is_deleting:
+                break
+            marked = replace(integration.with_status(DELETING, "deletion requested", now), deletion_requested_at=now)
+            try:
+                integration = self.integrations.update(marked)
+                log.info("integration %s marked deleting (tenant %s)", integration.id, integration.tenant_id)
+                break
+            except ConflictError:
+                continue
         else:
-            # Thousands of rows take longer than an HTTP answer may: the user-sync worker removes
-            # the people of an integration that no longer exists.
-            removal = "queued" if self._request_sync(integration.id, CLEANUP)["queued"] else "nightly"
-        log.info("integration %s deleted (%d assets unsubscribed; removal of %d people %s)",
-                 integration.id, unsubscribed, people, removal)
-        return {"integration_id": integration.id, "assets_unsubscribed": unsubscribed, "people_removal": removal}
+            raise _changed_meanwhile()
+        try:
+            self.purges.request(integration.id)
+            queued = True
+        except Exception as error:  # noqa: BLE001 -- the mark stands; DELETE again re-queues
+            log.error("could not queue the purge of integration %s: %s", integration.id, type(error).__name__)
+            queued = False
+        return {"integration_id": integration.id, "status": DELETING, "purge_queued": queued,
+                "status_url": f"integrations/{integration.id}/status"}
+
+
+def _duplicate(kind: str, value: str, owner_id: str | None) -> Problem:
+    if kind == TENANT_GUARD:
+        return Problem(409, "duplicate_tenant", f"tenant_id: tenant {value} is already connected "
+                       f"(integration {owner_id}); change that integration instead", field="tenant_id",
+                       details={"integration_id": owner_id})
+    return Problem(409, "duplicate_domain", f"domains: {value} already belongs to integration {owner_id}",
+                   field="domains", details={"integration_id": owner_id})
 
 
 def _changed_meanwhile() -> Problem:
@@ -246,6 +317,8 @@ def integration_view(integration: Integration, now: datetime) -> dict[str, Any]:
     return {
         "id": integration.id,
         "domains": list(integration.domains),
+        "domain_proofs": domains_view(integration),
+        "unproven_domains": list(integration.unproven_domains),
         "tenant_id": integration.tenant_id,
         "client_id": integration.client_id,
         "client_secret_expires_at": iso_utc(integration.secret_expires_at),
@@ -253,6 +326,7 @@ def integration_view(integration: Integration, now: datetime) -> dict[str, Any]:
         "status_reason": integration.status_reason,
         "mode": integration.mode,
         "granted_permissions": list(integration.granted_roles),
+        "optional_permissions": optional_permissions_view(integration.granted_roles),
         "options": integration.options.as_dict(),
         "created_at": iso_utc(integration.created_at),
         "activated_at": iso_utc(integration.activated_at),

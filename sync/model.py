@@ -12,7 +12,13 @@ from typing import Any
 ACTIVE = "active"
 CREDENTIALS_INVALID = "credentials_invalid"
 PAUSED = "paused"
-INTEGRATION_STATUSES = (ACTIVE, CREDENTIALS_INVALID, PAUSED)
+# Marked by DELETE: nothing of it is shown any more, and the purge worker removes it step by step.
+DELETING = "deleting"
+INTEGRATION_STATUSES = (ACTIVE, CREDENTIALS_INVALID, PAUSED, DELETING)
+
+# How a claimed domain was proven verified in the integration's own tenant (Integration.domain_proofs).
+PROOF_ORGANIZATION = "organization"  # listed in GET /organization verifiedDomains
+PROOF_UPN = "upn"  # the tenant's own people sign in with it (Entra only allows verified UPN suffixes)
 
 # Integration.mode: what the granted permissions allow (the reference product's two modes).
 USERS_AND_CALENDARS = "users_and_calendars"
@@ -21,8 +27,9 @@ USERS_ONLY = "users_only"
 # User.deactivation_reason
 REASON_DISABLED = "disabled"            # accountEnabled false in Entra ID
 REASON_REMOVED = "removed"              # deleted (soft or hard) from the directory
-REASON_OUT_OF_DOMAIN = "out_of_domain"  # UPN and mail moved outside the integration's domains
+REASON_OUT_OF_DOMAIN = "out_of_domain"  # the UPN moved outside the integration's proven domains
 REASON_NOT_IN_DIRECTORY = "not_in_directory"  # absent from a full read of the directory
+REASON_EMAIL_IN_USE = "email_in_use"  # the address belongs to a person of another integration
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,28 @@ class Integration:
     created_at: datetime
     activated_at: datetime | None
     updated_at: datetime
+    # Claimed domain -> PROOF_ORGANIZATION / PROOF_UPN; a claimed domain missing here is unproven.
+    domain_proofs: dict[str, str] = field(default_factory=dict)
+    deletion_requested_at: datetime | None = None
+    purged_steps: tuple[str, ...] = ()  # purge steps already finished while deleting
     etag: str | None = field(default=None, compare=False)
 
     @property
     def is_active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def is_deleting(self) -> bool:
+        return self.status == DELETING
+
+    @property
+    def proven_domains(self) -> tuple[str, ...]:
+        """The claimed domains proven verified in this tenant: only their people are activated."""
+        return tuple(d for d in self.domains if self.domain_proofs.get(d))
+
+    @property
+    def unproven_domains(self) -> tuple[str, ...]:
+        return tuple(d for d in self.domains if not self.domain_proofs.get(d))
 
     def with_status(self, status: str, reason: str | None, at: datetime) -> "Integration":
         activated_at = at if status == ACTIVE and self.status != ACTIVE else self.activated_at
@@ -78,7 +102,7 @@ class User:
 
     integration_id: str
     id: str  # the Entra object id
-    email: str | None  # lowercase; mail, else userPrincipalName: what people sign in with here
+    email: str | None  # lowercase; mail if in a proven domain, else the UPN: what people sign in with here
     mail: str | None
     user_principal_name: str | None
     display_name: str | None

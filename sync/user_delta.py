@@ -3,8 +3,14 @@
 No I/O here, so every rule can be tested exhaustively. The rules:
 
 - A person is *active* (may use the platform) when the directory lists them, their account is
-  enabled and their userPrincipalName or mail is in one of the integration's domains
-  (case-insensitive, exact domain match: `sub.contoso.com` is not `contoso.com`).
+  enabled and their userPrincipalName is in one of the integration's *proven* domains
+  (case-insensitive, exact domain match: `sub.contoso.com` is not `contoso.com`). Only the UPN
+  counts: Entra lets a UPN use only a domain verified in that tenant, while `mail` is a free-text
+  property any admin of the tenant can set to anyone's address.
+- The email a person is known by is their `mail` when it lies in a proven domain, else their UPN
+  (also in one); a person outside the proven domains has no email here, so an address outside
+  them never becomes anyone's identity. People whose UPN is in a claimed but unproven domain
+  are not activated (counted as `skipped_unproven_domain`).
 - `@removed`, `accountEnabled: false` or a move out of the domains deactivates a known active
   person; enabled and back in the domains reactivates them. Disabled people seen for the first
   time are stored inactive (no event: they never had access).
@@ -23,7 +29,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from sync.model import (
-    REASON_DISABLED, REASON_NOT_IN_DIRECTORY, REASON_OUT_OF_DOMAIN, REASON_REMOVED, User,
+    REASON_DISABLED, REASON_EMAIL_IN_USE, REASON_NOT_IN_DIRECTORY, REASON_OUT_OF_DOMAIN, REASON_REMOVED, User,
 )
 
 # Graph properties read from /users/delta; accountEnabled must be selected or disabling a user
@@ -124,10 +130,13 @@ def merge_entries(entries: Iterable[DirectoryEntry], into: dict[str, DirectoryEn
     return merged
 
 
-def email_of(mail: str | None, user_principal_name: str | None) -> str | None:
-    """The address people sign in with here: mail, else the UPN; lowercase."""
-    address = mail or user_principal_name
-    return address.lower() if address else None
+def email_of(mail: str | None, user_principal_name: str | None, domains: frozenset[str]) -> str | None:
+    """The address a person is known by here, lowercase: mail when it lies in one of `domains`
+    (the proven ones), else the UPN when it does, else none."""
+    for address in (mail, user_principal_name):
+        if address and domain_of(address) in domains:
+            return address.lower()
+    return None
 
 
 def domain_of(address: str | None) -> str | None:
@@ -136,8 +145,21 @@ def domain_of(address: str | None) -> str | None:
     return address.rsplit("@", 1)[1].strip().lower() or None
 
 
-def in_domains(user_principal_name: str | None, mail: str | None, domains: frozenset[str]) -> bool:
-    return domain_of(user_principal_name) in domains or domain_of(mail) in domains
+def in_domains(user_principal_name: str | None, domains: frozenset[str]) -> bool:
+    """Whether the person belongs to the integration: their UPN's domain, never their mail."""
+    return domain_of(user_principal_name) in domains
+
+
+def upn_domains(entries: Iterable["DirectoryEntry"]) -> set[str]:
+    """The domains the round's people sign in with: each is verified in the tenant (Entra refuses
+    a UPN suffix that is not), so this is the proof used without Organization.Read.All."""
+    found: set[str] = set()
+    for entry in entries:
+        if not entry.removed and isinstance(entry.user_principal_name, str):
+            domain = domain_of(entry.user_principal_name)
+            if domain:
+                found.add(domain)
+    return found
 
 
 def normalise_domains(domains: Iterable[str]) -> frozenset[str]:
@@ -169,6 +191,8 @@ class Counts:
     reactivated: int = 0
     unchanged: int = 0
     skipped_out_of_domain: int = 0
+    skipped_unproven_domain: int = 0
+    refused_email_in_use: int = 0
     malformed: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -192,15 +216,18 @@ class UserPlan:
 
 
 def plan_users(integration_id: str, entries: Mapping[str, DirectoryEntry], local: Mapping[str, User], *,
-               domains: Iterable[str], full_read: bool, now: datetime) -> UserPlan:
+               domains: Iterable[str], full_read: bool, now: datetime, unproven: Iterable[str] = ()) -> UserPlan:
     """What to write so the local people match the directory round.
 
-    `local` holds the stored people the round mentions; on a full read it must hold every
-    stored person of the integration (the missing ones are deactivated)."""
+    `domains` are the integration's proven domains; `unproven` the claimed ones not (yet) proven,
+    only used to count their people apart. `local` holds the stored people the round mentions;
+    on a full read it must hold every stored person of the integration (the missing ones are
+    deactivated)."""
     allowed = normalise_domains(domains)
+    waiting = normalise_domains(unproven) - allowed
     plan = UserPlan()
     for user_id, entry in entries.items():
-        _plan_entry(plan, integration_id, entry, local.get(user_id), allowed, now)
+        _plan_entry(plan, integration_id, entry, local.get(user_id), allowed, now, waiting)
     if full_read:
         for user_id, stored in local.items():
             if user_id not in entries and stored.active:
@@ -209,17 +236,24 @@ def plan_users(integration_id: str, entries: Mapping[str, DirectoryEntry], local
 
 
 def _plan_entry(plan: UserPlan, integration_id: str, entry: DirectoryEntry, stored: User | None,
-                allowed: frozenset[str], now: datetime) -> None:
+                allowed: frozenset[str], now: datetime, waiting: frozenset[str] = frozenset()) -> None:
     if entry.removed:
         if stored is not None and stored.active:
             _deactivate(plan, stored, stored, REASON_REMOVED, now)
         else:
             plan.counts.unchanged += 1
         return
-    seen = _as_user(integration_id, entry, stored, now)
-    if not in_domains(seen.user_principal_name, seen.mail, allowed):
+    seen = _as_user(integration_id, entry, stored, now, allowed)
+    if not in_domains(seen.user_principal_name, allowed):
         if stored is not None and stored.active:
             _deactivate(plan, stored, seen, REASON_OUT_OF_DOMAIN, now)
+        elif stored is not None and seen.profile() != stored.profile():
+            # Kept inactive, but without the address it may no longer be known by.
+            plan.actions.append(Action(UPDATE, replace(seen, active=False, deactivated_at=stored.deactivated_at,
+                                                       deactivation_reason=stored.deactivation_reason), stored))
+            plan.counts.updated += 1
+        elif domain_of(seen.user_principal_name) in waiting:
+            plan.counts.skipped_unproven_domain += 1
         else:
             plan.counts.skipped_out_of_domain += 1
         return
@@ -256,7 +290,8 @@ def _pick(value: Any, fallback: Any) -> Any:
     return fallback if value is MISSING else value
 
 
-def _as_user(integration_id: str, entry: DirectoryEntry, stored: User | None, now: datetime) -> User:
+def _as_user(integration_id: str, entry: DirectoryEntry, stored: User | None, now: datetime,
+             domains: frozenset[str]) -> User:
     """The person as the directory now describes them; properties the entry lacks keep their
     stored values. Activity fields are filled in by the caller."""
     base = stored
@@ -266,7 +301,7 @@ def _as_user(integration_id: str, entry: DirectoryEntry, stored: User | None, no
     return User(
         integration_id=integration_id,
         id=entry.id,
-        email=email_of(mail, upn),
+        email=email_of(mail, upn, domains),
         mail=mail,
         user_principal_name=upn,
         display_name=_pick(entry.display_name, base.display_name if base else None),
@@ -310,6 +345,38 @@ class GuardVerdict:
 def check_guard(deactivations: int, active_before: int, max_share: float) -> GuardVerdict:
     tripped = deactivations >= MIN_GUARDED_DEACTIVATIONS and deactivations > max_share * active_before
     return GuardVerdict(tripped, deactivations, active_before, max_share)
+
+
+# ---- addresses held by other integrations -------------------------------------------------------
+
+def refuse_emails(plan: UserPlan, refused: frozenset[str], now: datetime) -> UserPlan:
+    """The plan with every person whose new address belongs to another integration kept
+    inactive and without that address: a clash is refused, never merged."""
+    if not refused:
+        return plan
+    actions: list[Action] = []
+    for action in plan.actions:
+        user = action.user
+        if not user.email or user.email not in refused:
+            actions.append(action)
+            continue
+        plan.counts.refused_email_in_use += 1
+        was_active = action.previous.active if action.previous else False
+        kept = replace(user, email=None, active=False, deactivation_reason=REASON_EMAIL_IN_USE,
+                       deactivated_at=user.deactivated_at if not user.active else now)
+        if action.kind == REACTIVATE:
+            plan.counts.reactivated -= 1
+            plan.counts.updated += 1
+        if was_active and action.kind != DEACTIVATE:
+            plan.counts.deactivated += 1
+            plan.counts.updated -= action.kind == UPDATE
+            actions.append(Action(DEACTIVATE, kept, action.previous))
+        elif action.kind == DEACTIVATE:
+            actions.append(Action(DEACTIVATE, kept, action.previous))
+        else:
+            actions.append(Action(action.kind if action.kind == CREATE else UPDATE, kept, action.previous))
+    plan.actions = actions
+    return plan
 
 
 # ---- email index -------------------------------------------------------------------------------

@@ -205,8 +205,9 @@ def seed_demo(world: World, users: int = 20) -> dict[str, str]:
     year), `users` people (the last one disabled), and five rooms in two time zones, with one
     room list per building (`amsterdam-hq-rooms@...`, `new-york-office-rooms@...`)."""
     tenant = create_tenant(world, DEMO_DOMAIN, display_name="Contoso (demo)", tenant_id=DEMO_TENANT_ID)
+    # Organization.Read.All lets the app prove the demo domain verified (GET /organization).
     add_app(world, tenant, client_id=DEMO_CLIENT_ID, display_name="roomsync (demo)",
-            secret=DEMO_CLIENT_SECRET)
+            roles=DEFAULT_ROLES | {"Organization.Read.All"}, secret=DEMO_CLIENT_SECRET)
     people = add_users(world, tenant, users, seed=2024)
     if people:
         directory_users.disable_user(world, tenant, people[-1].id)

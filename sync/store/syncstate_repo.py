@@ -3,8 +3,12 @@
 PartitionKey the integration id, RowKey `users` (room calendars add their own rows later).
 The row holds the users deltaLink (saved only after a complete round), the last run (id,
 trigger, kind, outcome, counts, cost), the last error, the guard's refusal if one is pending,
-and a lease so two runs of one integration never overlap (the timer and an admin's request
-can arrive together). Every write is ETag-guarded.
+how often in a row Entra refused tokens with a code we do not know, and a lease so two runs of
+one integration never overlap (the timer and an admin's request can arrive together).
+
+The lease belongs to one *invocation* (`LeaseToken`, new for each), not to a run id: the queue
+delivers a message at least once, so two deliveries of the same request (same run id) can run
+at the same time and must exclude each other like any two runs. Every write is ETag-guarded.
 """
 from __future__ import annotations
 
@@ -68,10 +72,22 @@ class UserSyncState:
     guard: dict[str, Any] | None = None
     lease_run_id: str | None = None
     lease_until: datetime | None = None
+    lease_token: str | None = None
+    token_error_code: int | None = None  # an AADSTS code not known to the app, while it repeats
+    token_error_repeats: int = 0
     etag: str | None = field(default=None, compare=False)
 
-    def leased_to_other(self, run_id: str, now: datetime) -> bool:
-        return bool(self.lease_run_id and self.lease_run_id != run_id and self.lease_until and self.lease_until > now)
+    def leased_to_other(self, token: str, now: datetime) -> bool:
+        """Whether another invocation holds an unexpired lease (a lease without a token, written
+        before tokens existed, counts as someone else's)."""
+        held = bool((self.lease_run_id or self.lease_token) and self.lease_until and self.lease_until > now)
+        return held and self.lease_token != token
+
+    def is_running(self, now: datetime) -> bool:
+        return bool(self.lease_until and self.lease_until > now and (self.lease_run_id or self.lease_token))
+
+    def released(self) -> "UserSyncState":
+        return replace(self, lease_run_id=None, lease_until=None, lease_token=None)
 
 
 class SyncStateRepo:
@@ -86,13 +102,15 @@ class SyncStateRepo:
         row = self.table.get(integration_id, USERS_ROW)
         return from_entity(row) if row is not None else UserSyncState(integration_id)
 
-    def acquire(self, integration_id: str, run_id: str, now: datetime, lease: timedelta) -> UserSyncState | None:
-        """Takes the run lease; None while another run holds an unexpired one."""
+    def acquire(self, integration_id: str, run_id: str, token: str, now: datetime,
+                lease: timedelta) -> UserSyncState | None:
+        """Takes the run lease for the invocation holding `token`; None while another
+        invocation (even of the same run id) holds an unexpired one."""
         for _ in range(3):
             state = self.get(integration_id)
-            if state.leased_to_other(run_id, now):
+            if state.leased_to_other(token, now):
                 return None
-            leased = replace(state, lease_run_id=run_id, lease_until=now + lease)
+            leased = replace(state, lease_run_id=run_id, lease_until=now + lease, lease_token=token)
             try:
                 return self.save(leased)
             except ConflictError:
@@ -125,6 +143,9 @@ def to_entity(state: UserSyncState) -> dict[str, Any]:
         "Guard": json.dumps(state.guard) if state.guard else None,
         "LeaseRunId": state.lease_run_id,
         "LeaseUntil": state.lease_until,
+        "LeaseToken": state.lease_token,
+        "TokenErrorCode": state.token_error_code,
+        "TokenErrorRepeats": state.token_error_repeats or None,
     }
     return {name: value for name, value in entity.items() if value is not None}
 
@@ -141,5 +162,8 @@ def from_entity(row: Mapping[str, Any]) -> UserSyncState:
         guard=json.loads(row["Guard"]) if row.get("Guard") else None,
         lease_run_id=row.get("LeaseRunId"),
         lease_until=utc_moment(row.get("LeaseUntil")),
+        lease_token=row.get("LeaseToken"),
+        token_error_code=row.get("TokenErrorCode"),
+        token_error_repeats=int(row.get("TokenErrorRepeats") or 0),
         etag=etag_of(row),
     )

@@ -6,13 +6,21 @@ Rows of partition `<integration id>` (keys built with sync.store.keys.compose, s
 | RowKey | row |
 |---|---|
 | `u!<encode_id(Entra object id)>` | the person (profile, account_enabled, active, deactivation) |
-| `e!<encode_id(lowercase email)>` | email index: `UserId` of the person signing in with it |
+| `e!<encode_id(lowercase email)>` | email index: `UserId` of the person signing in with it, `Holders` others still stored with it |
 | `m!summary` | `ActiveUsers` / `Users`: kept exact in the same transactions as the rows |
 | `o!<event id>` | outbox: a user event committed with its change, deleted once on the queue |
 
 Graph ids and emails are url-safe base64 encoded (reversible, key-safe); a person's rows are
 never split across transactions, so a crash leaves either the old or the new state of each
 person, with an index and counters that agree with it.
+
+An address can pass from one person to another across runs in either order: Ann takes Bob's
+address in one run while Bob's rename only arrives in a later one, so for a while two stored
+people hold it. The row then names the newest holder and lists the earlier ones in `Holders`.
+A release is written against the row as read (its ETag): by someone the row does not name, it
+changes nothing; by the one it names, the row passes to a listed holder who still has the
+address, and is deleted only when nobody does. So every stored address keeps one row naming a
+person who holds it.
 """
 from __future__ import annotations
 
@@ -28,9 +36,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sync.model import User
 from sync.store.batch import MAX_OPERATIONS
 from sync.store.catalog import Store
-from sync.store.errors import TransactionError
+from sync.store.errors import ConflictError, TransactionError
 from sync.store.keys import compose, decode_id, encode_id, prefix_range, split
-from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, utc_moment
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, etag_of, utc_moment
 from sync.user_delta import Action, IndexChanges
 
 TABLE = "users"
@@ -95,6 +103,19 @@ class UsersRepo:
     def get_by_email(self, integration_id: str, email: str) -> User | None:
         index = self.table.get(integration_id, email_row_key(email))
         return self.get(integration_id, index["UserId"]) if index is not None else None
+
+    def index_rows(self, integration_id: str, emails: Iterable[str]) -> dict[str, "IndexRow"]:
+        """The index rows that exist among `emails`, by email."""
+        wanted = list(dict.fromkeys(e.lower() for e in emails))
+        found: dict[str, IndexRow] = {}
+        for start in range(0, len(wanted), ROW_KEYS_PER_QUERY):
+            chunk = wanted[start:start + ROW_KEYS_PER_QUERY]
+            parameters = {f"k{n}": email_row_key(email) for n, email in enumerate(chunk)}
+            query = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
+            for row in self.table.query(query, parameters, partition=integration_id):
+                found[decode_id(split(row["RowKey"])[1])] = IndexRow(
+                    row["UserId"], tuple(json.loads(row.get("Holders") or "[]")), etag_of(row))
+        return found
 
     def get_many(self, integration_id: str, user_ids: Iterable[str]) -> dict[str, User]:
         """The stored people among `user_ids` (missing ones are simply absent)."""
@@ -161,7 +182,11 @@ class UsersRepo:
         events: list[PendingEvent] = []
         change = _Tally()
         room = MAX_OPERATIONS - 1 if parallel <= 1 else MAX_OPERATIONS  # one slot for the summary row
-        chunks = self._chunks(integration_id, actions, index, now, events, change, room)
+        # The rows of addresses changing hands (an empty partition, a first sync, has none to read).
+        wanted = set(index.released) | (set(index.owners) if base.total else set())
+        held = self.index_rows(integration_id, wanted) if wanted else {}
+        successors = self._successors(integration_id, actions, index, held)
+        chunks = self._chunks(integration_id, actions, index, now, events, change, room, (held, successors))
         if parallel <= 1:
             transactions, summary = 0, base
             for chunk, tally in chunks:
@@ -176,11 +201,13 @@ class UsersRepo:
         return ApplyResult(transactions, events, summary)
 
     def _chunks(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
-                events: list[PendingEvent], change: "_Tally", room: int) -> Iterator[tuple[list[tuple], "_Tally"]]:
+                events: list[PendingEvent], change: "_Tally", room: int,
+                held: tuple) -> Iterator[tuple[list[tuple], "_Tally"]]:
         """Transactions' worth (`room` operations at most) of people's operations, with the
         running count changes up to and including each."""
         chunk: list[tuple] = []
-        for operations, active_change, total_change in self._groups(integration_id, actions, index, now, events):
+        for operations, active_change, total_change in self._groups(integration_id, actions, index, now, events,
+                                                                     held):
             if chunk and len(chunk) + len(operations) > room:
                 yield chunk, change.copy()
                 chunk = []
@@ -208,7 +235,7 @@ class UsersRepo:
         self.table.upsert(_summary_entity(integration_id, summary), mode=MERGE)
 
     def clear_events(self, integration_id: str, events: Sequence[PendingEvent]) -> int:
-        """Deletes delivered outbox rows; returns the number of transactions used."""
+        """Deletes delivered outbox rows (one transaction per 100); returns the transactions used."""
         if not events:
             return 0
         operations = [("delete", {"PartitionKey": integration_id, "RowKey": compose(OUTBOX, e.event_id)})
@@ -221,10 +248,26 @@ class UsersRepo:
         operations = [("delete", {"PartitionKey": integration_id, "RowKey": key}) for key in keys]
         return self._transact_tolerating_missing(operations) if operations else 0
 
+    def purge_some(self, integration_id: str, limit: int) -> int:
+        """Deletes up to `limit` rows of the integration; returns how many it found to delete
+        (0 means the partition is empty). Idempotent, so a purge can stop and resume anywhere."""
+        page = self.table.query_page(partition=integration_id, select=["RowKey"], page_size=max(1, min(limit, MAX_PAGE_SIZE)))
+        operations = [("delete", {"PartitionKey": integration_id, "RowKey": row["RowKey"]}) for row in page.rows]
+        if operations:
+            self._transact_tolerating_missing(operations)
+        return len(operations)
+
+    def emails_of(self, integration_id: str) -> Iterator[str]:
+        """Every address in the integration's email index."""
+        low, high = prefix_range(EMAIL)
+        for row in self.table.query("RowKey ge @low and RowKey lt @high", {"low": low, "high": high},
+                                    partition=integration_id, select=["RowKey"]):
+            yield decode_id(split(row["RowKey"])[1])
+
     # ---- internals --------------------------------------------------------------------------
 
     def _groups(self, integration_id: str, actions: Sequence[Action], index: IndexChanges, now: datetime,
-                events: list[PendingEvent]) -> Iterator[tuple[list[tuple], int, int]]:
+                events: list[PendingEvent], held: tuple) -> Iterator[tuple[list[tuple], int, int]]:
         """Per person: their operations, and how the active and total counts change."""
         owned: dict[str, list[str]] = {}
         for email, user_id in index.owners.items():
@@ -234,16 +277,29 @@ class UsersRepo:
             old = action.previous.email if action.previous else None
             if old and old in index.released:
                 released.setdefault(action.user.id, []).append(old)
+        rows, successors = held
+        releasing = _releasers(actions, index)
         placed_releases: set[str] = set()
         for action in actions:
             user = action.user
             operations: list[tuple] = [("upsert", to_entity(user), {"mode": REPLACE})]
             for email in owned.pop(user.id, ()):
-                operations.append(("upsert", _index_entity(integration_id, email, user.id), {"mode": REPLACE}))
+                earlier = rows.get(email)
+                others = [h for h in dict.fromkeys((earlier.user_id, *earlier.holders)) if h != user.id
+                          and h not in releasing.get(email, ())] if earlier else []
+                operations.append(("upsert", _index_entity(integration_id, email, user.id, others), {"mode": REPLACE}))
             for email in released.get(user.id, ()):
-                if email not in placed_releases:
-                    placed_releases.add(email)
-                    operations.append(("delete", {"PartitionKey": integration_id, "RowKey": email_row_key(email)}))
+                row = rows.get(email)
+                if email in placed_releases or row is None or row.user_id not in releasing.get(email, ()):
+                    continue  # nothing to release, or the row names someone who keeps the address
+                placed_releases.add(email)
+                key = {"PartitionKey": integration_id, "RowKey": email_row_key(email)}
+                still = successors.get(email, [])
+                if still:
+                    operations.append(("update", _index_entity(integration_id, email, still[0], still[1:]),
+                                       {"etag": row.etag, "mode": REPLACE}))
+                else:
+                    operations.append(("delete", key, {"etag": row.etag}))
             if action.event:
                 event = PendingEvent(event_id=f"{now:%Y%m%d%H%M%S%f}-{self._new_id()}", type=action.event,
                                      integration_id=integration_id, user_id=user.id, at=now)
@@ -252,24 +308,65 @@ class UsersRepo:
             was_active = action.previous.active if action.previous else False
             yield operations, int(user.active) - int(was_active), 0 if action.previous else 1
 
+    def _successors(self, integration_id: str, actions: Sequence[Action], index: IndexChanges,
+                    rows: Mapping[str, "IndexRow"]) -> dict[str, list[str]]:
+        """For each released address: the listed earlier holders who still have it once this
+        plan is written (their new state if the plan changes them, else their stored one)."""
+        releasing = _releasers(actions, index)
+        planned = {a.user.id: a.user.email for a in actions}
+        candidates = {email: [h for h in rows[email].holders if h not in releasing.get(email, ())]
+                      for email in index.released if email in rows and rows[email].holders}
+        unknown = {h for hs in candidates.values() for h in hs if h not in planned}
+        stored = {u.id: u.email for u in self.get_many(integration_id, unknown).values()} if unknown else {}
+        return {email: [h for h in hs if (planned[h] if h in planned else stored.get(h)) == email]
+                for email, hs in candidates.items()}
+
     def _commit(self, operations: list[tuple]) -> int:
         return self._transact_tolerating_missing(operations, atomic=True)
 
     def _transact_tolerating_missing(self, operations: list[tuple], *, atomic: bool = False) -> int:
         """Inside a transaction, deleting a missing row fails the whole transaction; a row
-        that is already gone is what the delete wanted, so drop it and try again."""
+        that is already gone is what the delete wanted, so drop it and try again. So is an
+        index row whose ETag no longer matches: it changed hands, and is not ours to delete."""
         remaining = list(operations)
         while True:
             try:
                 return self.table.transact(remaining, atomic=atomic)
             except TransactionError as error:
                 failed = error.index
-                if (error.status != 404 or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
-                        or remaining[failed][0] != "delete" or error.committed):
+                tolerated = error.status == 404 or (error.status == 412 and isinstance(error, ConflictError))
+                if (not tolerated or error.code == "TableNotFound" or failed is None or failed >= len(remaining)
+                        or not _is_index_release(remaining[failed]) or error.committed):
                     raise
                 del remaining[failed]
                 if not remaining:
                     return 0
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """An email index row as read: who it names, who else is still stored with the address."""
+
+    user_id: str
+    holders: tuple[str, ...]
+    etag: str
+
+
+def _releasers(actions: Sequence[Action], index: IndexChanges) -> dict[str, set[str]]:
+    """Released address -> the people giving it up in this plan."""
+    releasing: dict[str, set[str]] = {}
+    for action in actions:
+        old = action.previous.email if action.previous else None
+        if old and old in index.released:
+            releasing.setdefault(old, set()).add(action.user.id)
+    return releasing
+
+
+def _is_index_release(operation: tuple) -> bool:
+    """A delete (of anything), or the conditional hand-over of an index row."""
+    if operation[0] == "delete":
+        return True
+    return operation[0] == "update" and split(operation[1]["RowKey"])[0] == EMAIL
 
 
 class _Tally:
@@ -321,8 +418,11 @@ def from_entity(row: Mapping[str, Any]) -> User:
     )
 
 
-def _index_entity(integration_id: str, email: str, user_id: str) -> dict[str, Any]:
-    return {"PartitionKey": integration_id, "RowKey": email_row_key(email), "UserId": user_id}
+def _index_entity(integration_id: str, email: str, user_id: str, holders: Sequence[str] = ()) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": integration_id, "RowKey": email_row_key(email), "UserId": user_id}
+    if holders:
+        entity["Holders"] = json.dumps(list(holders))
+    return entity
 
 
 def _outbox_entity(event: PendingEvent) -> dict[str, Any]:

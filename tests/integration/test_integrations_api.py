@@ -8,7 +8,9 @@ import importlib
 import json
 import logging
 import sys
+import threading
 import uuid
+from datetime import timedelta
 
 import azure.functions as func
 import pytest
@@ -18,8 +20,14 @@ from azure.core.exceptions import ResourceExistsError
 from functions import context
 from graph.auth import forget_shared_apps
 from sync.settings import SETTING_NAMES
+from sync.events_out import QueuePublisher
+from sync.model import utc_now
+from sync.purge import PURGE_QUEUE, IntegrationPurge, PurgeRequester
 from sync.store import StorageLocation, Store, queue_service
+from sync.store.integrations_repo import IntegrationsRepo
+from sync.store.syncstate_repo import SyncStateRepo
 from sync.users import USER_SYNC_QUEUE
+from tests.integration.test_user_sync import purge_steps
 from tests.support.emulator_fixture import new_tenant
 
 ENCRYPTION_KEY = base64.b64encode(b"integration-api-test-key-32bytes").decode()
@@ -273,7 +281,7 @@ def test_no_secret_in_any_answer_log_line_or_stored_row(app, sync_queue, graph_e
     table = Store.from_location(StorageLocation(connection_string=storage_connection_string)).table("integrations")
     stored = dict(table.get("integrations", created["id"]))
     status, _, _ = call(app, "integrations_delete", "DELETE", "x", route=route)
-    assert status == 204
+    assert status == 202
 
     secrets = (tenant.client_secret, wrong, rotated)
     assert len(caplog.records) > 50
@@ -285,3 +293,128 @@ def test_no_secret_in_any_answer_log_line_or_stored_row(app, sync_queue, graph_e
         assert secret not in json.dumps(answers)
         assert secret not in json.dumps(stored, default=str)
     assert stored["SealedSecret"].startswith("v2:")
+
+
+def test_fifty_concurrent_connects_of_one_tenant_make_exactly_one_integration(app, sync_queue, graph_emulator):
+    """The duplicate check before the credentials are tried cannot see a connect still in flight;
+    the tenant's guard row, written in the integration's own transaction, can."""
+    tenant = new_tenant(graph_emulator, users=1)
+    start = threading.Barrier(50)
+    answers: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def connect() -> None:
+        start.wait()
+        status, body, _ = create(app, tenant)
+        with lock:
+            answers.append((status, body))
+
+    threads = [threading.Thread(target=connect) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201] + [409] * 49, statuses
+    (winner,) = [body for status, body in answers if status == 201]
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"duplicate_tenant"}
+    assert {body["error"]["integration_id"] for status, body in answers if status == 409} == {winner["id"]}
+    mine = [i for i in call(app, "integrations_list", "GET", "integrations")[1]["value"]
+            if i["tenant_id"] == tenant.tenant_id]
+    assert [i["id"] for i in mine] == [winner["id"]]
+
+
+def test_a_domain_of_another_integration_is_refused_and_freed_by_its_deletion(app, sync_queue, graph_emulator,
+                                                                              storage_connection_string):
+    first, second = new_tenant(graph_emulator, users=1), new_tenant(graph_emulator, users=1)
+    status, created, _ = create(app, first)
+    assert status == 201
+    status, body, _ = create(app, second, domains=[second.domain, first.domain])
+    assert (status, body["error"]["code"], body["error"]["integration_id"]) == (409, "duplicate_domain",
+                                                                                created["id"])
+    status, _, _ = call(app, "integrations_delete", "DELETE", "x", route={"integration_id": created["id"]})
+    assert status == 202
+    status, body, _ = create(app, second, domains=[second.domain, first.domain])
+    assert (status, body["error"]["code"]) == (409, "integration_deleting")
+    for message in take_messages(storage_connection_string, PURGE_QUEUE, created["id"]):
+        run_purge_worker(app, message)
+    status, body, _ = create(app, second, domains=[second.domain, first.domain])
+    assert status == 201, body
+
+
+def take_messages(connection_string: str, queue: str, integration_id: str) -> list[dict]:
+    """This integration's messages on the queue (other tests' are taken too, and dropped)."""
+    client = queue_service(StorageLocation(connection_string=connection_string)).get_queue_client(queue)
+    try:
+        return [m for m in take_requests(client) if m.get("integration_id") == integration_id]
+    except ResourceNotFoundError:
+        return []
+
+
+def run_purge_worker(app, message: dict) -> None:
+    app["integration_purge_worker"](func.QueueMessage(id=str(uuid.uuid4()), body=json.dumps(message).encode()))
+
+
+def test_a_deleted_tenant_is_unreadable_from_the_request_on_even_while_its_purge_is_half_done(
+        app, sync_queue, graph_emulator, storage_connection_string):
+    tenant = new_tenant(graph_emulator, users=6)
+    kept = new_tenant(graph_emulator, users=2)
+    status, created, _ = create(app, tenant)
+    status_kept, other, _ = create(app, kept)
+    assert (status, status_kept) == (201, 201)
+    for message in take_requests(sync_queue):
+        run_worker(app, message)
+    route = {"integration_id": created["id"]}
+    assert len(all_users(app, integration_id=created["id"])) == 6
+
+    status, accepted, response = call(app, "integrations_delete", "DELETE", "x", route=route)
+
+    assert status == 202 and accepted["status"] == "deleting" and accepted["purge_queued"] is True
+    assert response.headers["Location"] == f"/api/integrations/{created['id']}/status"
+
+    def unreadable() -> None:
+        for name, method, body in (("integrations_get", "GET", None), ("integrations_update", "PATCH", {"options": {}}),
+                                   ("integrations_sync_users", "POST", None)):
+            status, body, _ = call(app, name, method, "x", body, route=route)
+            assert (status, body["error"]["code"]) == (404, "not_found"), name
+        assert created["id"] not in integration_ids(app) and other["id"] in integration_ids(app)
+        status, body, _ = call(app, "users_list", "GET", "users", params={"integration_id": created["id"]})
+        assert status == 404
+        everyone = all_users(app, page_size="200")
+        assert all(p["integration_id"] != created["id"] for p in everyone)
+        assert {p["integration_id"] for p in everyone} >= {other["id"]}
+        status, body, _ = call(app, "integrations_status", "GET", "x", route=route)
+        assert status == 200 and set(body) == {"integration_id", "status", "status_changed_at", "deletion"}
+        assert body["status"] == "deleting"
+        return body["deletion"]
+
+    unreadable()
+    # A purge that stops half way (small slices, no time budget: one slice per invocation).
+    location = StorageLocation(connection_string=storage_connection_string)
+    store = Store.from_location(location)
+    halting = IntegrationPurge(integrations=IntegrationsRepo(store), steps=purge_steps(store, utc_now, rows_per_slice=4),
+                               requester=PurgeRequester(QueuePublisher(queue_service(location), PURGE_QUEUE)),
+                               budget=timedelta(0))
+    (message,) = take_messages(storage_connection_string, PURGE_QUEUE, created["id"])
+    for _ in range(3):
+        assert halting.run(message["integration_id"]).outcome == "in_progress"
+        # It queued its own continuation.
+        assert take_messages(storage_connection_string, PURGE_QUEUE, created["id"]) == [message]
+    remaining = list(store.table("users").query(partition=created["id"]))
+    assert remaining  # people are still stored...
+    deletion = unreadable()  # ...and none of them is readable
+    assert deletion["completed_steps"] == ["user-sync-lease", "email-guard"]
+    assert deletion["pending_steps"] == ["people", "sync-state"]
+
+    # The worker resumes where it stopped and only then removes the integration and its guards.
+    run_purge_worker(app, message)
+    assert list(store.table("users").query(partition=created["id"])) == []
+    assert IntegrationsRepo(store).get(created["id"]) is None
+    assert IntegrationsRepo(store).guard_owner("tenant", tenant.tenant_id) is None
+    assert SyncStateRepo(store).get(created["id"]).etag is None
+    status, body, _ = call(app, "integrations_status", "GET", "x", route=route)
+    assert status == 404
+    assert len(all_users(app, integration_id=other["id"])) == 2
+    status, again, _ = create(app, tenant)
+    assert status == 201 and again["id"] != created["id"]

@@ -26,7 +26,11 @@ from sync.secret_box import SecretBox, SecretUnreadable
 from sync.store import Store, StorageLocation, etag_of, queue_service, table_service
 from sync.store.integrations_repo import IntegrationsRepo
 from sync.store.syncstate_repo import SyncStateRepo
+from sync.store.email_guard_repo import EmailGuard
 from sync.store.users_repo import UsersRepo, email_row_key
+from sync.purge import (
+    EmailGuardStep, IntegrationPurge, PeopleStep, PurgeRequester, SyncStateStep, UserSyncLeaseStep,
+)
 from sync.users import (
     APPLIED, CREDENTIALS_INVALID as RUN_PARKED, DELTA, FULL, FULL_AFTER_EXPIRY, GUARD_REFUSED, SKIPPED_INACTIVE,
     SyncRequest, SyncRequester, UserSync, schedule_user_syncs,
@@ -83,12 +87,13 @@ class Harness:
     queues: object
     sync_queue: str
     events_queue: str
+    purge_queue: str
     clock: MovableClock
     access: GraphAccess
     service: IntegrationService
     sync: UserSync
+    purge: IntegrationPurge
     control: Control
-    unsubscribed: list = field(default_factory=list)
     mine: set = field(default_factory=set)
 
     def connect(self, tenant: EmulatorTenant, **extra) -> dict:
@@ -99,11 +104,21 @@ class Harness:
         return created
 
     def sync_messages(self) -> list[dict]:
-        client = self.queues.get_queue_client(self.sync_queue)
+        return self._take(self.sync_queue)
+
+    def purge_messages(self) -> list[dict]:
+        return self._take(self.purge_queue)
+
+    def _take(self, queue: str) -> list[dict]:
+        client = self.queues.get_queue_client(queue)
         found = []
-        for message in client.receive_messages(messages_per_page=32, visibility_timeout=60):
-            found.append(json.loads(base64.b64decode(message.content, validate=True)))
-            client.delete_message(message)
+        try:
+            for message in client.receive_messages(messages_per_page=32, visibility_timeout=60):
+                found.append(json.loads(base64.b64decode(message.content, validate=True)))
+                client.delete_message(message)
+        except Exception as error:  # the queue appears with its first message
+            if "QueueNotFound" not in str(error):
+                raise
         return found
 
     def run_requested(self):
@@ -138,30 +153,34 @@ class Harness:
         return IntegrationsRepo(self.store).get(integration_id)
 
 
-def make_harness(server, connection_string: str, unique_name, max_retry_wait: float = 30.0) -> Harness:
+def make_harness(server, connection_string: str, unique_name, max_retry_wait: float = 30.0,
+                 rows_per_slice: int = 1000) -> Harness:
     location = StorageLocation(connection_string=connection_string)
     store = Store(table_service(location))
     queues = queue_service(location)
-    sync_queue, events_queue = unique_name("sync"), unique_name("events")
+    sync_queue, events_queue, purge_queue = unique_name("sync"), unique_name("events"), unique_name("purge")
     clock = MovableClock()
     config = GraphConfig(authority_host=server.authority_host, api_base=server.api_base, ca_bundle=server.ca_path,
                          max_retry_wait=max_retry_wait)
     access = GraphAccess(config, SecretBox(os.urandom(32)))
     requester = SyncRequester(QueuePublisher(queues, sync_queue))
-    unsubscribed: list = []
-
-    def unsubscribe(integration) -> int:
-        unsubscribed.append(integration.id)
-        return 0
-
+    purges = PurgeRequester(QueuePublisher(queues, purge_queue))
+    steps = purge_steps(store, clock, rows_per_slice)
     service = IntegrationService(integrations=IntegrationsRepo(store), syncstate=SyncStateRepo(store),
                                  users=UsersRepo(store), access=access, requester=requester, default_max_share=0.2,
-                                 unsubscribe_assets=unsubscribe, clock=clock)
+                                 purges=purges, purge_steps=[step.name for step in steps], clock=clock)
     sync = UserSync(integrations=IntegrationsRepo(store), users=UsersRepo(store), syncstate=SyncStateRepo(store),
                     access=access, events=UserEventPublisher(QueuePublisher(queues, events_queue)),
-                    default_max_share=0.2, clock=clock, requester=requester)
-    return Harness(server, store, queues, sync_queue, events_queue, clock, access, service, sync, Control(server),
-                   unsubscribed)
+                    default_max_share=0.2, clock=clock, requester=requester, email_guard=EmailGuard(store))
+    purge = IntegrationPurge(integrations=IntegrationsRepo(store), steps=steps, requester=purges, clock=clock)
+    return Harness(server, store, queues, sync_queue, events_queue, purge_queue, clock, access, service, sync, purge,
+                   Control(server))
+
+
+def purge_steps(store: Store, clock, rows_per_slice: int = 1000) -> list:
+    """The purge steps as the composition root lists them."""
+    return [UserSyncLeaseStep(SyncStateRepo(store), clock), EmailGuardStep(EmailGuard(store), rows_per_slice),
+            PeopleStep(UsersRepo(store), rows_per_slice), SyncStateStep(SyncStateRepo(store))]
 
 
 @pytest.fixture
@@ -189,7 +208,8 @@ def test_first_sync_of_a_demo_like_tenant(harness, graph_emulator):
 
     assert report.outcome == APPLIED and report.kind == FULL
     assert report.counts.as_dict() == {"created": 22, "updated": 0, "deactivated": 0, "reactivated": 0,
-                                       "unchanged": 0, "skipped_out_of_domain": 1, "malformed": 0}
+                                       "unchanged": 0, "skipped_out_of_domain": 1, "skipped_unproven_domain": 0,
+                                       "refused_email_in_use": 0, "malformed": 0}
     people = harness.people(created["id"])
     assert len(people) == 22
     active = {u.email for u in people.values() if u.active}
@@ -201,7 +221,12 @@ def test_first_sync_of_a_demo_like_tenant(harness, graph_emulator):
     assert all(not r.active for r in rooms)
     # One Graph page; people, index rows and counters in one transaction (44 writes + summary).
     assert report.graph_requests == 1 and report.table_transactions == 1
-    assert harness.store.stats.transactions == 1
+    # Every address lies in the integration's own guarded domain: no per-address claims needed.
+    assert IntegrationsRepo(harness.store).guard_owner("domain", tenant.domain) == created["id"]
+    assert {EmailGuard(harness.store).owner(u.email) for u in people.values()} == {None}
+    # The domain is proven by the tenant's own UPNs (no Organization.Read.All in this tenant).
+    assert harness.service.get(created["id"])["domain_proofs"] == [
+        {"name": tenant.domain, "proven": True, "proof": "upn"}]
     users = UsersRepo(harness.store)
     first = tenant.users[0]
     assert users.get_by_email(created["id"], first.mail.upper()).id == first.id
@@ -232,10 +257,11 @@ def test_the_next_run_reflects_exactly_the_directory_changes(harness, graph_emul
 
     assert report.outcome == APPLIED and report.kind == DELTA
     assert report.counts.as_dict() == {"created": 1, "updated": 1, "deactivated": 2, "reactivated": 0,
-                                       "unchanged": 0, "skipped_out_of_domain": 0, "malformed": 0}
+                                       "unchanged": 0, "skipped_out_of_domain": 0, "skipped_unproven_domain": 0,
+                                       "refused_email_in_use": 0, "malformed": 0}
     assert report.graph_requests == 1
     # One transaction for the people (with outbox rows) and one to clear the delivered events.
-    assert harness.store.stats.transactions == 2
+    assert report.table_transactions == 2
     people = harness.people(integration_id)
     assert not people[leaver.id].active and people[leaver.id].deactivation_reason == "disabled"
     assert not people[deleted.id].active and people[deleted.id].deactivation_reason == "removed"
@@ -245,11 +271,13 @@ def test_the_next_run_reflects_exactly_the_directory_changes(harness, graph_emul
     assert users.get_by_email(integration_id, old_address) is None
     assert harness.store.table("users").get(integration_id, email_row_key(old_address)) is None
     assert users.get_by_email(integration_id, new_address).id == renamed.id
+
     events = harness.events()
     assert sorted((e["type"], e["user_id"]) for e in events) == sorted(
         [("user.deactivated", leaver.id), ("user.deactivated", deleted.id)])
     assert all(e["integration_id"] == integration_id and e["at"].endswith("Z") and set(e) == {
-        "type", "integration_id", "user_id", "at"} for e in events)
+        "event_id", "type", "integration_id", "user_id", "at"} for e in events)
+    assert len({e["event_id"] for e in events}) == 2
     assert UsersRepo(harness.store).pending_events(integration_id) == []
     assert harness.state(integration_id).delta_link != before
     assert users.summary(integration_id).active == 19 - 2 + 1
@@ -365,7 +393,9 @@ def test_secret_expiry_warnings_at_30_14_and_7_days(harness, graph_emulator):
             assert harness.service.get(integration_id)["warnings"][0]["threshold_days"] == expected
     assert seen == [None, 30, 30, 14, 7, 7]
     harness.clock.offset = timedelta(days=41)
-    assert [w["code"] for w in harness.service.status(integration_id)["warnings"]] == ["client_secret_expired"]
+    codes = [w["code"] for w in harness.service.status(integration_id)["warnings"]]
+    assert [c for c in codes if c.startswith("client_secret")] == ["client_secret_expired"]
+    assert "unproven_domains" in codes  # never synced, so nothing proved its domain yet
 
 
 def test_a_ciphertext_copied_to_another_integration_does_not_decrypt(harness, graph_emulator):
@@ -448,57 +478,12 @@ def test_an_expired_secret_parks_only_its_integration_until_a_working_secret_is_
     assert harness.service.status(parked_id)["status_reason"] is None
 
 
-def test_deleting_an_integration_unsubscribes_its_assets_then_removes_everything(harness, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=3)
-    integration_id = harness.connect(tenant)["id"]
-    harness.run_one(integration_id)
-    assert len(harness.people(integration_id)) == 3
-
-    harness.service.delete(integration_id)
-
-    assert harness.unsubscribed == [integration_id]
-    assert harness.integration(integration_id) is None
-    assert harness.people(integration_id) == {}
-    assert list(harness.store.table("users").query(partition=integration_id)) == []
-    assert harness.state(integration_id).etag is None
-    with pytest.raises(Problem) as gone:
-        harness.service.get(integration_id)
-    assert gone.value.status == 404
-
-
-def test_a_queued_request_for_a_deleted_integration_is_harmless(harness, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=1)
-    integration_id = harness.connect(tenant)["id"]
-    harness.service.delete(integration_id)
-    (report,) = harness.run_requested()
-    assert report.outcome == "unknown_integration" and report.table_transactions == 0
-    assert harness.people(integration_id) == {}
-
-
-def test_the_people_of_a_large_deleted_integration_are_removed_by_the_worker(harness, graph_emulator, monkeypatch):
-    from sync import integrations
-
-    monkeypatch.setattr(integrations, "INLINE_PURGE_LIMIT", 2)
-    tenant = new_tenant(graph_emulator, users=3)
-    integration_id = harness.connect(tenant)["id"]
-    harness.run_one(integration_id)
-
-    answer = harness.service.delete(integration_id)
-
-    assert answer["people_removal"] == "queued" and harness.integration(integration_id) is None
-    assert len(harness.people(integration_id)) == 3
-    (request,) = harness.sync_messages()
-    assert request["trigger"] == "cleanup"
-    report = harness.sync.run(SyncRequest.from_message(request))
-    assert report.outcome == "unknown_integration" and report.table_transactions == 1
-    assert list(harness.store.table("users").query(partition=integration_id)) == []
-
-
 def test_a_run_never_overlaps_another_of_the_same_integration(harness, graph_emulator):
     tenant = new_tenant(graph_emulator, users=2)
     integration_id = harness.connect(tenant)["id"]
     repo = SyncStateRepo(harness.store)
-    assert repo.acquire(integration_id, "someone-else", harness.clock(), timedelta(minutes=15)) is not None
+    assert repo.acquire(integration_id, "someone-else", "their-token", harness.clock(),
+                        timedelta(minutes=15)) is not None
     (report,) = harness.run_requested()
     assert report.outcome == "skipped_busy" and harness.people(integration_id) == {}
     # A lease that ran out (its run crashed) does not block forever.
@@ -559,7 +544,8 @@ def test_a_forced_request_that_finds_a_run_in_progress_is_kept_for_later(harness
     tenant = demo_like_tenant(graph_emulator, people=3)
     created = harness.connect(tenant)
     harness.sync_messages()
-    assert SyncStateRepo(harness.store).acquire(created["id"], "someone-else", harness.clock(), timedelta(minutes=15))
+    assert SyncStateRepo(harness.store).acquire(created["id"], "someone-else", "their-token", harness.clock(),
+                                                timedelta(minutes=15))
     busy = harness.sync.run(SyncRequest(created["id"], "forced-1", "manual", force=True))
     assert busy.outcome == "deferred"
     unforced = harness.sync.run(SyncRequest(created["id"], "plain-1", "manual"))

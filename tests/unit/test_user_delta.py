@@ -6,10 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
 
-from sync.model import REASON_DISABLED, REASON_NOT_IN_DIRECTORY, REASON_OUT_OF_DOMAIN, REASON_REMOVED
+from sync.model import (
+    REASON_DISABLED, REASON_EMAIL_IN_USE, REASON_NOT_IN_DIRECTORY, REASON_OUT_OF_DOMAIN, REASON_REMOVED,
+)
 from sync.user_delta import (
     CREATE, DEACTIVATE, EVENT_DEACTIVATED, EVENT_REACTIVATED, MISSING, REACTIVATE, UPDATE, MalformedEntry,
-    apply_plan, check_guard, email_of, index_changes, merge_entries, parse_entry, plan_users,
+    apply_plan, check_guard, email_of, index_changes, merge_entries, parse_entry, plan_users, refuse_emails,
+    upn_domains,
 )
 
 import pytest
@@ -33,9 +36,9 @@ def removed(user_id: str, reason: str = "changed") -> dict:
     return {"id": user_id, "@removed": {"reason": reason}}
 
 
-def plan(items, local=None, full=False, now=T1, domains=DOMAINS):
+def plan(items, local=None, full=False, now=T1, domains=DOMAINS, unproven=()):
     entries = merge_entries(parse_entry(item) for item in items)
-    return plan_users(INTEGRATION, entries, local or {}, domains=domains, full_read=full, now=now)
+    return plan_users(INTEGRATION, entries, local or {}, domains=domains, full_read=full, now=now, unproven=unproven)
 
 
 def first_sync(items):
@@ -69,10 +72,20 @@ def test_later_entries_win_and_removal_ends_a_person_until_they_come_back():
     assert not entries["c"].removed and entries["c"].display_name == "Cy"
 
 
-def test_email_is_the_lowercase_mail_else_the_upn():
-    assert email_of("Ann.Lee@Contoso.com", "x@contoso.onmicrosoft.com") == "ann.lee@contoso.com"
-    assert email_of(None, "Ann@Contoso.com") == "ann@contoso.com"
-    assert email_of(None, None) is None
+def test_email_is_the_mail_in_a_proven_domain_else_the_upn_in_one_else_none():
+    proven = frozenset({"contoso.com"})
+    assert email_of("Ann.Lee@Contoso.com", "x@contoso.onmicrosoft.com", proven) == "ann.lee@contoso.com"
+    assert email_of(None, "Ann@Contoso.com", proven) == "ann@contoso.com"
+    assert email_of("ceo@fabrikam.com", "Ann@Contoso.com", proven) == "ann@contoso.com"
+    assert email_of("ceo@fabrikam.com", "ann@other.org", proven) is None
+    assert email_of(None, None, proven) is None
+
+
+def test_upn_domains_are_read_from_the_people_of_a_round():
+    entries = merge_entries(parse_entry(i) for i in [
+        person("a", "ann", "Contoso.com", mail="x@claimed.org"), person("b", "bob", "fabrikam.com"), removed("c"),
+        {"id": "d", "department": "Legal"}])
+    assert upn_domains(entries.values()) == {"contoso.com", "fabrikam.com"}
 
 
 # ---- planning ------------------------------------------------------------------------------------
@@ -87,13 +100,54 @@ def test_first_sync_creates_people_of_the_domains_and_skips_the_rest():
     assert not users["d"].active and users["d"].deactivation_reason == REASON_DISABLED
     assert [a.event for a in result.actions] == [None, None, None]
     assert result.counts.as_dict() == {"created": 3, "updated": 0, "deactivated": 0, "reactivated": 0,
-                                       "unchanged": 0, "skipped_out_of_domain": 1, "malformed": 0}
+                                       "unchanged": 0, "skipped_out_of_domain": 1, "skipped_unproven_domain": 0,
+                                       "refused_email_in_use": 0, "malformed": 0}
     assert result.active_change == 2
 
 
-def test_a_mail_in_the_domain_is_enough_when_the_upn_is_elsewhere():
+def test_a_mail_in_the_domain_never_makes_someone_of_another_domain_a_member():
+    """`mail` is free text an admin of any tenant can set: only the UPN decides."""
     result = plan([person("a", "ann", "contoso.onmicrosoft.com", mail="ann@contoso.com")], now=T0)
-    assert result.actions[0].kind == CREATE and result.actions[0].user.active
+    assert result.actions == [] and result.counts.skipped_out_of_domain == 1
+
+
+def test_a_mail_outside_the_domains_never_becomes_the_identity():
+    result = plan([person("a", "ann", mail="boss@fabrikam.com")], domains=("contoso.com",), now=T0)
+    (action,) = result.actions
+    assert action.user.active and action.user.email == "ann@contoso.com"
+
+
+def test_people_of_an_unproven_domain_are_not_activated():
+    result = plan([person("a", "ann"), person("b", "bob", "claimed.org")], domains=("contoso.com",),
+                  unproven=("claimed.org",), full=True, now=T0)
+    assert [a.user.id for a in result.actions] == ["a"]
+    assert result.counts.skipped_unproven_domain == 1 and result.counts.skipped_out_of_domain == 0
+
+
+def test_a_domain_no_longer_proven_deactivates_its_people_and_drops_their_address():
+    local = first_sync([person("a", "ann")])
+    result = plan([person("a", "ann")], local, domains=(), unproven=("contoso.com",), full=True)
+    (action,) = result.actions
+    assert (action.kind, action.user.deactivation_reason, action.user.email) == (DEACTIVATE, REASON_OUT_OF_DOMAIN, None)
+    assert index_changes(result.actions).released == {"ann@contoso.com"}
+
+
+def test_an_address_held_elsewhere_is_refused_never_shared():
+    local = first_sync([person("a", "ann"), person("b", "bob", enabled=False)])
+    result = plan([person("a", "ann", mail="taken@contoso.com"), person("b", "bob", mail="taken2@contoso.com"),
+                   person("c", "cy", mail="taken3@contoso.com"), person("d", "dee")], local)
+    refused = refuse_emails(result, frozenset({"taken@contoso.com", "taken2@contoso.com", "taken3@contoso.com"}), T1)
+    by_id = {a.user.id: a for a in refused.actions}
+    assert by_id["a"].kind == DEACTIVATE and by_id["a"].event == EVENT_DEACTIVATED  # lost their access
+    assert by_id["b"].kind == UPDATE and by_id["b"].event is None  # was inactive, stays so
+    assert by_id["c"].kind == CREATE and by_id["d"].kind == CREATE and by_id["d"].user.active
+    for user_id in "abc":
+        user = by_id[user_id].user
+        assert (user.email, user.active, user.deactivation_reason) == (None, False, REASON_EMAIL_IN_USE)
+    assert refused.counts.refused_email_in_use == 3 and refused.counts.reactivated == 0
+    assert refused.counts.deactivated == 1 and refused.counts.created == 2
+    changes = index_changes(refused.actions)
+    assert changes.owners == {"dee@contoso.com": "d"} and changes.released == {"ann@contoso.com", "bob@contoso.com"}
 
 
 def test_subdomains_are_not_the_domain():
@@ -130,7 +184,7 @@ def test_moving_out_of_the_domains_deactivates():
     result = plan([person("a", "ann", "other.org")], local)
     (action,) = result.actions
     assert (action.kind, action.user.deactivation_reason, action.user.email) == (
-        DEACTIVATE, REASON_OUT_OF_DOMAIN, "ann@other.org")
+        DEACTIVATE, REASON_OUT_OF_DOMAIN, None)
 
 
 def test_a_full_read_deactivates_active_people_it_does_not_list():
