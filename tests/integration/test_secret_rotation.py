@@ -18,6 +18,8 @@ from graph import GraphConfig
 from sync.credentials import SECRET_UNREADABLE, GraphAccess
 from sync.events_out import QueuePublisher, UserEventPublisher
 from sync.integrations import IntegrationService
+from sync.purge import PurgeRequester
+from sync.store.email_guard_repo import EmailGuard
 from sync.model import ACTIVE, USERS_AND_CALENDARS, Integration, IntegrationOptions
 from sync.reseal import main, reseal_all, reseal_integration
 from sync.secret_box import SecretBinding, SecretBox, SecretUnreadable, key_id_of
@@ -42,13 +44,14 @@ class App:
         self.access = GraphAccess(config, box)
         self.integrations = IntegrationsRepo(self.store)
         requester = SyncRequester(QueuePublisher(queues, unique_name("sync")))
+        purges = PurgeRequester(QueuePublisher(queues, unique_name("purge")))
         self.service = IntegrationService(integrations=self.integrations, syncstate=SyncStateRepo(self.store),
                                           users=UsersRepo(self.store), access=self.access, requester=requester,
-                                          default_max_share=0.2)
+                                          default_max_share=0.2, purges=purges, purge_steps=[])
         self.sync = UserSync(integrations=self.integrations, users=UsersRepo(self.store),
                              syncstate=SyncStateRepo(self.store), access=self.access,
                              events=UserEventPublisher(QueuePublisher(queues, unique_name("events"))),
-                             default_max_share=0.2, requester=requester)
+                             default_max_share=0.2, requester=requester, email_guard=EmailGuard(self.store))
 
     def run_sync(self, integration_id: str):
         return self.sync.run(SyncRequest(integration_id, str(uuid.uuid4()), "manual"))
@@ -193,7 +196,7 @@ def test_the_command_prints_counts_never_secrets(own_azurite):
     assert not any(plaintext in printed for _, plaintext, _ in cases.values())
     assert base64.b64encode(NEW_KEY).decode() not in printed
 
-    repo.delete(repo.get(cases["lost"][0]))
+    repo.remove(repo.get(cases["lost"][0]))
     out = io.StringIO()
     assert main(environ, stream=out) == 0
     assert "re-sealed 0" in out.getvalue() and "already on the current key 3" in out.getvalue()
