@@ -163,7 +163,13 @@ def purge_steps():
     def build():
         from sync.purge import EmailGuardStep, PeopleStep, SyncStateStep, UserSyncLeaseStep
 
-        return (UserSyncLeaseStep(syncstate_repo()), EmailGuardStep(email_guard()), PeopleStep(users_repo()),
+        from functions import room_context
+        from sync.room_purge import AssetsStep, LogsStep, SubscriptionsStep
+
+        rooms = (SubscriptionsStep(room_context.subscriptions_repo(), graph_access()),
+                 AssetsStep(room_context.assets_repo(), room_context.reservations_repo(), room_context.calendar_state()),
+                 LogsStep(room_context.synclog(), room_context.deadletters()))
+        return (UserSyncLeaseStep(syncstate_repo()), *rooms, EmailGuardStep(email_guard()), PeopleStep(users_repo()),
                 SyncStateStep(syncstate_repo()))
 
     return _once("purge_steps", build)

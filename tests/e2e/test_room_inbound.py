@@ -12,7 +12,8 @@ import requests
 from tests.support.calendar_client import q
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import connect, start_room_host
+from functions import room_context
+from tests.support.room_host import KEY, connect, start_room_host
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,26 @@ def test_a_forged_notification_changes_nothing(world):
     assert handshake.status_code == 200 and handshake.text == "a b&c"
     assert handshake.headers["content-type"].startswith("text/plain")
     assert world.reservations(room) == []
+
+
+def test_deleting_the_integration_hides_its_rooms_at_once_and_purges_them_and_their_subscriptions(world,
+                                                                                                  graph_emulator):
+    person, room = world.tenant.users[0], world.tenant.rooms[0].email
+    start, end = _slot(6, 9)
+    world.meeting(person.user_principal_name, subject="Before deletion", start=start, end=end, rooms=[room])
+    reservation = world.wait_reservations(room, lambda rs: len(rs) == 1)[0]
+    asset_id = world.assets[room]["id"]
+    answer = requests.delete(world.api(f"integrations/{world.integration_id}"), headers=KEY, timeout=30)
+    assert answer.status_code == 202, answer.text
+    assert world.get(f"assets/{asset_id}").status_code == 404
+    assert world.get(f"reservations/{reservation['id']}").status_code == 404
+
+    def subscriptions_at_graph():
+        found = requests.get(f"{graph_emulator.base_url}/_control/subscriptions",
+                             params={"tenant": world.tenant.tenant_id}, verify=graph_emulator.ca_path, timeout=10)
+        return found.json()["value"]
+
+    wait_for(lambda: subscriptions_at_graph() == [], timeout=30, interval=0.2)
+    wait_for(lambda: world.get(f"integrations/{world.integration_id}").status_code == 404 and
+             room_context.assets_repo().get(asset_id) is None, timeout=30, interval=0.2)
+    assert room_context.reservations_repo().get(world.integration_id, asset_id, reservation["id"]) is None
