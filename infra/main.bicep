@@ -59,7 +59,17 @@ param secretEncryptionOldKeys string = ''
 
 @description('Days ahead that recurring reservations are materialised (RECURRENCE_HORIZON_DAYS).')
 @minValue(1)
+@maxValue(1080)
 param recurrenceHorizonDays int = 90
+
+@description('Most occurrences a bounded recurring reservation may have (RECURRENCE_MAX_OCCURRENCES).')
+@minValue(1)
+param recurrenceMaxOccurrences int = 730
+
+@description('Age in seconds of an unsent booking change before the sweeper queues it again (BOOKING_SWEEP_AFTER_SECONDS).')
+@minValue(30)
+@maxValue(86400)
+param bookingSweepAfterSeconds int = 120
 
 @description('Share of active users a user sync may deactivate before it stops for confirmation.')
 param userSyncMaxDeactivationShare string = '0.2'
@@ -204,6 +214,8 @@ var appSettings = {
   CALENDAR_RESYNC_SCHEDULE: calendarResyncSchedule
   BOOKING_SWEEP_SCHEDULE: bookingSweepSchedule
   RECURRENCE_HORIZON_DAYS: string(recurrenceHorizonDays)
+  RECURRENCE_MAX_OCCURRENCES: string(recurrenceMaxOccurrences)
+  BOOKING_SWEEP_AFTER_SECONDS: string(bookingSweepAfterSeconds)
   USER_SYNC_MAX_DEACTIVATION_SHARE: userSyncMaxDeactivationShare
   LOG_LEVEL: logLevel
 }

@@ -51,6 +51,8 @@ KNOWN_COMING = {
     "RECURRENCE_HORIZON_DAYS",
     "CALENDAR_RESYNC_SCHEDULE",
     "BOOKING_SWEEP_SCHEDULE",
+    "BOOKING_SWEEP_AFTER_SECONDS",
+    "RECURRENCE_MAX_OCCURRENCES",
 }
 
 # Settings read by the Functions host or a library, never by our code.
@@ -508,18 +510,48 @@ def test_role_ids_are_well_formed_and_the_only_guids_in_the_templates():
 # ---- settings ----------------------------------------------------------------------------------------
 
 def environment_reads_in_code() -> set[str]:
-    """Names read from os.environ / os.getenv anywhere in the deployed packages."""
+    """Names the deployed packages read from the environment: `os.environ.get(X)`, `os.getenv(X)`,
+    `environ[X]`, and helpers called with the environment and a name (`_value(environ, X)`), where X
+    is a string literal or a module constant."""
     names: set[str] = set()
-    for package in DEPLOYED_PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-                    func = ast.unparse(node.func)
-                    if func in ("os.environ.get", "os.getenv", "environ.get"):
-                        names.add(node.args[0].value)
-                elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ") \
-                        and isinstance(node.slice, ast.Constant):
-                    names.add(node.slice.value)
+    for path in python_files(*DEPLOYED_PACKAGES):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = module_string_constants(tree)
+
+        def text_of(node: ast.AST) -> str | None:
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                return node.value
+            if isinstance(node, ast.Name):
+                return constants.get(node.id)
+            return None
+
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = ast.unparse(node.func)
+                if func in ("os.environ.get", "os.getenv", "environ.get") and node.args:
+                    names.add(text_of(node.args[0]))
+                else:
+                    for first, second in zip(node.args, node.args[1:]):
+                        if isinstance(first, ast.Name) and first.id == "environ":
+                            names.add(text_of(second))
+            elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ"):
+                names.add(text_of(node.slice))
+    return {name for name in names if name}
+
+
+def listed_setting_names() -> set[str]:
+    """Every `...SETTING_NAMES` tuple a module of sync/ publishes (sync.settings, and any settings
+    module of a later feature)."""
+    import importlib
+
+    names: set[str] = set()
+    for path in python_files("sync"):
+        if "SETTING_NAMES" not in path.read_text(encoding="utf-8"):
+            continue
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for attribute in dir(module):
+            if attribute.endswith("SETTING_NAMES"):
+                names |= set(getattr(module, attribute))
     return names
 
 
@@ -554,12 +586,14 @@ def trigger_setting_references(bindings: list[dict]) -> set[str]:
 
 
 def code_settings() -> set[str]:
-    return set(SETTING_NAMES) | environment_reads_in_code()
+    return listed_setting_names() | environment_reads_in_code()
 
 
 def test_the_code_scan_finds_what_the_settings_module_lists_and_the_environment_reads(bindings):
-    assert "SECRET_ENCRYPTION_KEY" in SETTING_NAMES and "PUBLIC_BASE_URL" in SETTING_NAMES
-    assert {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} <= environment_reads_in_code()
+    assert set(SETTING_NAMES) <= listed_setting_names()
+    reads = environment_reads_in_code()
+    assert {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} <= reads  # os.environ.get("...")
+    assert {"LOG_LEVEL", "PUBLIC_BASE_URL", "GRAPH_CA_BUNDLE"} <= reads  # _value(environ, CONSTANT)
     assert "USER_SYNC_SCHEDULE" in trigger_setting_references(bindings)
 
 
@@ -650,8 +684,24 @@ def test_computed_settings_have_stand_ins_and_key_vault_references_have_the_plat
     assert settings["AzureWebJobsStorage__clientId"] == settings["AZURE_CLIENT_ID"] == "identity.outputs.clientId"
 
 
+def settings_loaders():
+    """Every `load_...settings(environ)` of sync/ (the app's validators, one per settings module)."""
+    import importlib
+
+    for path in python_files("sync"):
+        if re.search(r"^def load_\w*settings\(", path.read_text(encoding="utf-8"), re.M):
+            module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            for name in dir(module):
+                if re.fullmatch(r"load_\w*settings", name):
+                    yield f"{module.__name__}.{name}", getattr(module, name)
+
+
 def test_the_app_accepts_the_settings_azure_gets():
-    """The app's own validator, on main.bicep's defaults with stand-ins for computed values."""
+    """The app's own validators, on main.bicep's defaults with stand-ins for computed values."""
+    loaders = dict(settings_loaders())
+    assert "sync.settings.load_settings" in loaders
+    for name, loader in loaders.items():
+        assert loader(azure_environment()) is not None, name
     loaded = load_settings(azure_environment())
     assert loaded.storage.uses_identity
     assert loaded.storage.account_name == STAND_INS["AzureWebJobsStorage__accountName"]
