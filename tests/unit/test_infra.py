@@ -274,6 +274,18 @@ def test_the_reader_understands_comments_strings_and_nesting():
         matching_block("{ 'a' ", 0)
 
 
+def test_every_template_parses_with_an_independent_bicep_grammar():
+    """A real parser's verdict on the syntax (pycep-parser, the Bicep grammar Checkov uses), when the
+    development requirements include it; the text checks below do not depend on it."""
+    pycep = pytest.importorskip("pycep", reason="pycep-parser is not installed (a development requirement to add)")
+    parser = pycep.BicepParser()
+    for path in all_bicep_files():
+        parsed = parser.parse(file_path=path)
+        assert set(parsed["resources"]) | set(parsed.get("modules", {})), path.name
+    with pytest.raises(Exception):
+        parser.parse(text="param a string\nvar b = {\n  c: [1, 2\n}\n")
+
+
 # ---- structure -------------------------------------------------------------------------------------
 
 def test_main_deploys_at_subscription_scope_into_its_own_resource_group():
