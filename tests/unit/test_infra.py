@@ -2,12 +2,13 @@
 
 The Bicep CLI cannot run here, so these checks read the templates as text: a small reader
 (tests/support/bicep.py: comments and strings understood, brackets matched) finds declarations,
-module calls, object keys and role assignments. It is not a compiler; what it cannot see (types, expressions, what Azure
-accepts) is listed in the README under "What was not validated here".
+module calls, object keys and role assignments. It is not a compiler; what it cannot see (types,
+expressions, what Azure accepts) is listed in the README under "What was not validated here".
 
-The settings checks are driven by the code: `sync.settings.SETTING_NAMES`, the environment reads
-anywhere in the deployed packages, and the `%SETTING%` expressions of the triggers. A setting added
-to the code fails here until main.bicep sets it or NOT_SET_IN_AZURE gives the documented reason.
+The settings checks are driven by the code: every `...SETTING_NAMES` of sync/, the environment
+reads anywhere in the deployed packages, and the `%SETTING%` expressions of the indexed bindings.
+A setting added to the code fails here until main.bicep sets it or NOT_SET_IN_AZURE gives the
+documented reason; the app's own validators then run on what main.bicep would set.
 """
 from __future__ import annotations
 
@@ -25,14 +26,13 @@ from hypothesis import strategies as st
 
 from devtools import keygen
 from sync import settings as app_settings
+from sync.settings import SETTING_NAMES, check_ncrontab, decode_key, load_settings
 from tests.support.bicep import (
     BicepFile, Declared, array_items, matching_block, object_entries, strip_comments, unquote,
 )
-from sync.settings import SETTING_NAMES, check_ncrontab, decode_key, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-MAIN = INFRA / "main.bicep"
 DEPLOYED_PACKAGES = ("functions", "sync", "graph")
 
 # Settings the code knows that Azure deliberately leaves unset, each with the reason; each is
@@ -183,13 +183,16 @@ def test_parameters_file_names_only_parameters_of_main():
     assert values["secretEncryptionKey"]["value"] == "${SECRET_ENCRYPTION_KEY}"
 
 
-def test_secrets_are_secure_parameters_all_the_way_down():
+def test_secrets_are_secure_parameters_all_the_way_down_and_never_outputs():
     for name, path in (("secretEncryptionKey", "main.bicep"), ("secretEncryptionOldKeys", "main.bicep"),
                        ("secretEncryptionKey", "keyvault.bicep"), ("secretEncryptionOldKeys", "keyvault.bicep")):
-        param = bicep(path).params[name]
-        assert "@secure()" in param.decorators, f"{path}: {name} is not @secure()"
+        assert "@secure()" in bicep(path).params[name].decorators, f"{path}: {name} is not @secure()"
     for path in all_bicep_files():
-        assert not re.search(r"^output\s+\w*[Ss]ecret\w*\s+\w+\s*=\s*\w*[Ss]ecret(?!.*[Uu]ri)", BicepFile(path).text, re.M)
+        file = BicepFile(path)
+        secure = {name for name, param in file.params.items() if "@secure()" in param.decorators}
+        for line in re.findall(r"^output\s+.*$", file.text, re.M):
+            exposed = re.sub(r"empty\(\w+\)", "", line)  # whether a value was given is no secret
+            assert not secure & set(re.findall(r"\w+", exposed)), f"{path.name}: {line}"
 
 
 # ---- the resources the issue asks for ----------------------------------------------------------------
@@ -211,12 +214,13 @@ def test_key_vault_uses_rbac_and_purge_protection_and_holds_the_encryption_key()
     assert properties["enableRbacAuthorization"] == "true"
     assert properties["enablePurgeProtection"] == "true"
     assert "accessPolicies" not in properties
-    secret_names = {unquote(object_entries(s.body)["name"]) if object_entries(s.body)["name"].startswith("'")
-                    else None for s in vault_file.resources_of_type("Microsoft.KeyVault/vaults/secrets")}
-    secret_names |= {unquote(v) for k, v in re.findall(r"^var\s+(\w*SecretName)\s*=\s*('[^']*')", vault_file.text, re.M)}
-    assert "secret-encryption-key" in secret_names
-    for name in secret_names - {None}:
+    secret_names = {var: unquote(value) for var, value in
+                    re.findall(r"^var\s+(\w+SecretName)\s*=\s*('[^']*')", vault_file.text, re.M)}
+    assert "secret-encryption-key" in secret_names.values()
+    for name in secret_names.values():
         assert re.fullmatch(r"[0-9A-Za-z-]{1,127}", name), f"{name} is not a valid Key Vault secret name"
+    for secret in vault_file.resources_of_type("Microsoft.KeyVault/vaults/secrets"):
+        assert object_entries(secret.body)["name"] in secret_names, secret.symbol
 
 
 def test_application_insights_sits_on_a_workspace_with_local_authentication_off():
