@@ -70,3 +70,8 @@ lock: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+
+# Prints a new SECRET_ENCRYPTION_KEY (standard library only, no setup needed): make -s keygen
+.PHONY: keygen
+keygen:
+	@$(PYTHON) devtools/keygen.py
