@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any, Callable, TypeVar
 
+from sync import logcontext
 from sync.health import Probe, probe_table_service
 from sync.settings import Settings, load_settings
 from sync.store import connection
@@ -174,6 +175,7 @@ def _storage_credential():
 
 def _load_and_apply_settings() -> Settings:
     loaded = load_settings()
+    logcontext.install()
     for name in _APP_LOGGERS:
         logging.getLogger(name).setLevel(loaded.log_level)
     logging.getLogger("azure").setLevel("DEBUG" if loaded.log_level == "DEBUG" else "WARNING")
