@@ -131,6 +131,17 @@ def user_listing():
     return _once("user_listing", build)
 
 
+def status_reader():
+    """The monitoring document behind GET /api/status."""
+    def build():
+        from sync.monitoring import StatusReader
+
+        return StatusReader(integrations=integrations_repo(), syncstate=syncstate_repo(), users=users_repo(),
+                            table_service=table_service(), queue_service=queue_service())
+
+    return _once("status_reader", build)
+
+
 def integrations_repo():
     def build():
         from sync.store.integrations_repo import IntegrationsRepo
