@@ -11,7 +11,7 @@ importing this module, to print that line and exit with status 2 instead of a tr
 """
 import azure.functions as func
 
-from functions import api, context, health, status, timers, workers
+from functions import admin_page, api, context, health, openapi, status, timers, workers
 
 context.settings()
 
@@ -21,3 +21,5 @@ app.register_functions(api.bp)
 app.register_functions(workers.bp)
 app.register_functions(timers.bp)
 app.register_functions(status.bp)
+app.register_functions(openapi.bp)
+app.register_functions(admin_page.bp)
