@@ -70,11 +70,32 @@
     return isNaN(date) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
 
-  function timeRange(start, end) {
+  // A reservation's times in its asset's zone (the zone its day is counted in), else the browser's.
+  function timeRange(start, end, zone) {
     const a = new Date(start), b = new Date(end);
-    const day = a.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" });
-    const t = (d) => d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+    const timeZone = zone || undefined;
+    const day = a.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone });
+    const t = (d) => d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", timeZone });
     return `${day} ${t(a)}–${t(b)}`;
+  }
+
+  // The UTC instant of a wall-clock time in an IANA zone (the asset's), without a library: take
+  // the time as if it were UTC, see what the zone's clock shows at that instant, correct by the
+  // difference, and check once more in case the correction crossed a DST change.
+  function zonedToUtc(day, time, zone) {
+    const [y, m, d] = day.split("-").map(Number);
+    const [hh, mm] = time.split(":").map(Number);
+    const wanted = Date.UTC(y, m - 1, d, hh, mm);
+    if (!zone) return new Date(`${day}T${time}`);
+    const offsetAt = (instant) => {
+      const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23",
+        year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" })
+        .formatToParts(new Date(instant)).map((p) => [p.type, p.value]));
+      return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute) - instant;
+    };
+    let instant = wanted - offsetAt(wanted);
+    instant = wanted - offsetAt(instant);
+    return new Date(instant);
   }
 
   function countdown(iso) {
@@ -588,9 +609,10 @@
     found.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     $("res-updated").textContent = `Refreshes by itself every few seconds; last read ${new Date().toLocaleTimeString()}.`;
     const names = Object.fromEntries(state.assets.map((a) => [a.id, a.name]));
+    const zones = Object.fromEntries(state.assets.map((a) => [a.id, a.time_zone]));
     show($("res-list"), found, () => found.length
-      ? table(["When", "Asset", "Subject", "Organizer", "Origin", "Status", "Sync", "Actions"], found.map((r) => [
-          timeRange(r.start, r.end), names[r.asset_id] || r.asset_id, r.private ? "Private" : r.subject,
+      ? table(["When (asset's time)", "Asset", "Subject", "Organizer", "Origin", "Status", "Sync", "Actions"], found.map((r) => [
+          timeRange(r.start, r.end, zones[r.asset_id] || r.time_zone), names[r.asset_id] || r.asset_id, r.private ? "Private" : r.subject,
           r.organizer ? (r.organizer.name || r.organizer.email) : "—",
           r.origin === "outlook" ? "Outlook" : "platform",
           badge(r.status, RES_TONE[r.status]),
@@ -600,7 +622,7 @@
   }
 
   function cancelButtons(reservation) {
-    const label = `${reservation.subject} ${timeRange(reservation.start, reservation.end)}`;
+    const label = `${reservation.subject} ${timeRange(reservation.start, reservation.end, reservation.time_zone)}`;
     const cancel = (scope) => async () => {
       const result = await api("DELETE", `reservations/${reservation.id}`, { params: scope ? { scope } : {} });
       notice(result.ok ? `Cancelled: ${label}.` : `Not cancelled: ${errorText(result)}`, !result.ok);
@@ -636,12 +658,13 @@
     clearErrors(form);
     if (!requireFields(form, "book", ["asset", "booker", "subject", "date", "start", "end"])) return;
     const day = $("book-date").value;
-    const start = new Date(`${day}T${$("book-start").value}`);
-    const end = new Date(`${day}T${$("book-end").value}`);
     const asset = state.assets.find((a) => a.id === $("book-asset").value);
+    const zone = asset && asset.time_zone;
+    const start = zonedToUtc(day, $("book-start").value, zone);
+    const end = zonedToUtc(day, $("book-end").value, zone);
     const body = { asset_id: $("book-asset").value, booker: $("book-booker").value.trim(), subject: $("book-subject").value.trim(),
                    start: start.toISOString(), end: end.toISOString(),
-                   time_zone: (asset && asset.time_zone) || Intl.DateTimeFormat().resolvedOptions().timeZone,
+                   time_zone: zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
                    private: $("book-private").checked };
     const repeat = $("book-repeat").value;
     if (repeat) {

@@ -127,7 +127,8 @@ def host(demo_emulator, storage):
 def page(browser, host):
     """A fresh browser context per test (its own session storage), recording CSP violations and
     page errors so a test can assert there were none."""
-    context_ = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=host.base_url)
+    context_ = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=host.base_url,
+                                   timezone_id="UTC", locale="en-GB")
     context_.add_init_script(
         "window.__violations = [];"
         "document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
