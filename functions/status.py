@@ -26,7 +26,8 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
             body, code = context.status_reader().report(), 200
         except Exception as error:  # noqa: BLE001 -- a monitor needs an answer, not a traceback
             log.exception("status could not be read")
-            body = {"status": "unavailable", "detail": describe_failure(error)}
+            # The store wraps the SDK's error; its cause says what happened (refused, unreachable).
+            body = {"status": "unavailable", "detail": describe_failure(error.__cause__ or error)}
             code = 503
     return func.HttpResponse(json.dumps(body), status_code=code, mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

@@ -154,3 +154,18 @@ def test_every_queue_the_app_consumes_is_monitored_with_its_poison_queue(app):
     assert triggered and triggered <= set(CONSUMED_QUEUES)
     names = {name for name, _ in monitored_queues()}
     assert {f"{name}-poison" for name in CONSUMED_QUEUES} <= names
+
+
+def test_storage_that_refuses_the_app_answers_503_naming_the_cause(monkeypatch, app, storage_connection_string):
+    wrong_key = base64.b64encode(b"not the account key of azurite!!" * 2).decode()
+    refused = ";".join(f"AccountKey={wrong_key}" if part.startswith("AccountKey=") else part
+                       for part in storage_connection_string.split(";"))
+    monkeypatch.setenv("AzureWebJobsStorage", refused)
+    context.reset()
+
+    response = call(app, "status", "GET", "status")
+
+    assert response.status_code == 503
+    body = json.loads(response.get_body())
+    assert body["status"] == "unavailable" and body["detail"] == "credentials were refused"
+    assert wrong_key not in response.get_body().decode()
