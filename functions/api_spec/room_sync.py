@@ -1,6 +1,6 @@
-"""The room sync's contract (assets, subscriptions, rooms, reservations, sync log, dead letters and
-Graph's webhooks), described ahead of its routes. Not served yet: see functions/api_spec/__init__.py.
-Move this fragment into SERVED as its routes are registered; the route test then holds it to them."""
+"""The room sync: assets, their Graph subscriptions, resync and import, the tenant's rooms, the
+read side of reservations, the sync log, dead letters, and Graph's webhooks (functions/rooms_api.py,
+functions/webhooks.py)."""
 from __future__ import annotations
 
 from functions.api_spec.common import (
@@ -9,9 +9,7 @@ from functions.api_spec.common import (
 
 ASSET_ID = path_parameter("asset_id", "The asset's id.")
 RESERVATION_ID = path_parameter("reservation_id", "The reservation's id.")
-DEAD_LETTER_ID = path_parameter("dead_letter_id", "The dead letter's id.")
-SCOPE = query_parameter("scope", "For a recurring reservation: this occurrence only, or the whole series.",
-                        {"enum": ["occurrence", "series"]})
+DEAD_LETTER_ID = path_parameter("letter_id", "The dead letter's id, as the list shows it.")
 LIST_OF = lambda name: {"type": "object", "required": ["value"],  # noqa: E731 -- a one-line schema helper
                         "properties": {"value": {"type": "array", "items": ref(name)}}}
 VALIDATION = {"type": "string", "description": "Graph's validation handshake; answered as text/plain."}
@@ -46,8 +44,8 @@ FRAGMENT = {
             "parameters": [ASSET_ID],
             "get": {"operationId": "assets_get", "tags": ["assets"], "summary": "Read an asset",
                     "responses": {"200": json_body(ref("Asset"), "The asset."), **errors(401, 404, 500)}},
-            "patch": {"operationId": "assets_update", "tags": ["assets"], "summary": "Change name, category, capacity",
-                      "requestBody": request_body({"type": "object", "minProperties": 1}),
+            "patch": {"operationId": "assets_update", "tags": ["assets"], "summary": "Change name, category, zone, capacity",
+                      "requestBody": request_body(ref("AssetPatch")),
                       "responses": {"200": json_body(ref("Asset"), "Changed."), **errors(400, 401, 404, 409, 422, 500)}},
             "delete": {"operationId": "assets_delete", "tags": ["assets"], "summary": "Unsubscribe and remove",
                        "responses": {"204": {"description": "Removed."}, **errors(401, 404, 409, 500)}},
@@ -55,22 +53,28 @@ FRAGMENT = {
         "/assets/{asset_id}/subscription": {
             "parameters": [ASSET_ID],
             "post": {"operationId": "assets_subscribe", "tags": ["assets"], "summary": "Subscribe to the room's calendar",
-                     "responses": {"200": json_body(ref("SubscriptionState"), "Subscribed."),
-                                   "201": json_body(ref("SubscriptionState"), "Subscribed."),
-                                   **errors(401, 404, 409, 422, 500, 503)}},
+                     "description": "Replaces an existing subscription; the expiry is the longest Graph accepts.",
+                     "responses": {"201": json_body(ref("SubscriptionState"), "Subscribed."),
+                                   **errors(401, 403, 404, 409, 422, 500, 503)}},
             "delete": {"operationId": "assets_unsubscribe", "tags": ["assets"], "summary": "Unsubscribe",
-                       "responses": {"204": {"description": "Unsubscribed."}, **errors(401, 404, 500, 503)}},
+                       "responses": {"200": json_body(ref("SubscriptionState"), "Unsubscribed."),
+                                     **errors(401, 404, 500, 503)}},
         },
         "/assets/{asset_id}/resync": {
             "parameters": [ASSET_ID],
             "post": {"operationId": "assets_resync", "tags": ["assets"], "summary": "Re-read the room's calendar now",
-                     "responses": {"202": {"description": "Queued."}, **errors(401, 404, 500, 503)}},
+                     "responses": {"202": json_body({"type": "object", "properties": {
+                         "queued": {"type": "boolean"}, "asset_id": {"type": "string"}}}, "Queued."),
+                         **errors(401, 404, 500, 503)}},
         },
         "/assets/{asset_id}/import": {
             "parameters": [ASSET_ID],
             "post": {"operationId": "assets_import", "tags": ["assets"], "summary": "Import existing bookings",
-                     "requestBody": request_body({"type": "object", "required": ["from", "to"], "properties": {
-                         "from": TIME, "to": TIME, "dry_run": {"type": "boolean", "default": True}}}),
+                     "description": "A dry run (the default) reports what would be created, is already linked "
+                                    "or conflicts, and changes nothing; `dry_run: false` applies the same.",
+                     "requestBody": request_body({"type": "object", "required": ["from", "to"], "additionalProperties": False,
+                                                  "properties": {"from": TIME, "to": TIME,
+                                                                 "dry_run": {"type": "boolean", "default": True}}}),
                      "responses": {"200": json_body(ref("ImportReport"), "What was (or would be) done."),
                                    **errors(400, 401, 404, 422, 500, 503)}},
         },
@@ -83,39 +87,29 @@ FRAGMENT = {
         "/reservations": {
             "get": {"operationId": "reservations_list", "tags": ["reservations"], "summary": "Reservations, paged",
                     "parameters": [query_parameter("asset_id", "Of this asset."),
+                                   query_parameter("integration_id", "With `user`: the person's integration."),
                                    query_parameter("user", "Of this person (email or user id)."),
                                    query_parameter("from", "Starting at or after (UTC).", TIME),
                                    query_parameter("to", "Starting before (UTC).", TIME),
                                    query_parameter("day", "One day in the asset's zone (YYYY-MM-DD).",
                                                    {"type": "string", "format": "date"}),
+                                   query_parameter("page_size", "At most this many.", {"type": "integer", "minimum": 1}),
                                    query_parameter("continuation", "The token of the previous page.")],
                     "responses": {"200": json_body({"type": "object", "required": ["value", "continuation"], "properties": {
                         "value": {"type": "array", "items": ref("Reservation")},
                         "continuation": {"type": ["string", "null"]}}}, "A page."), **errors(400, 401, 404, 422, 500)}},
-            "post": {"operationId": "reservations_create", "tags": ["reservations"], "summary": "Book",
-                     "requestBody": request_body(ref("NewReservation")),
-                     "responses": {"201": json_body(ref("Reservation"), "Booked; sync_status pending."),
-                                   **errors(400, 401, 404, 409, 422, 500)}},
         },
         "/reservations/{reservation_id}": {
             "parameters": [RESERVATION_ID],
             "get": {"operationId": "reservations_get", "tags": ["reservations"], "summary": "Read a reservation",
                     "responses": {"200": json_body(ref("Reservation"), "The reservation."), **errors(401, 404, 500)}},
-            "patch": {"operationId": "reservations_update", "tags": ["reservations"], "summary": "Move or rename",
-                      "parameters": [SCOPE],
-                      "requestBody": request_body({"type": "object", "minProperties": 1, "properties": {
-                          "start": TIME, "end": TIME, "subject": {"type": "string"}}}),
-                      "responses": {"200": json_body(ref("Reservation"), "Changed."), **errors(400, 401, 404, 409, 422, 500)}},
-            "delete": {"operationId": "reservations_cancel", "tags": ["reservations"], "summary": "Cancel",
-                       "parameters": [SCOPE],
-                       "responses": {"200": json_body(ref("Reservation"), "Cancelled."), "204": {"description": "Cancelled."},
-                                     **errors(401, 404, 409, 500)}},
         },
         "/synclog": {
             "get": {"operationId": "synclog_list", "tags": ["sync log"], "summary": "What the sync decided and why",
                     "parameters": [query_parameter("integration_id", "The integration.", required=True),
                                    query_parameter("asset_id", "Only this asset."),
-                                   query_parameter("reservation_id", "Only this reservation.")],
+                                   query_parameter("reservation_id", "Only this reservation."),
+                                   query_parameter("days", "How many days back (default 7).", {"type": "integer", "minimum": 1})],
                     "responses": {"200": json_body(LIST_OF("SyncLogEntry"), "Newest first."), **errors(400, 401, 404, 500)}},
         },
         "/deadletters": {
@@ -123,47 +117,52 @@ FRAGMENT = {
                     "parameters": [query_parameter("integration_id", "The integration.")],
                     "responses": {"200": json_body(LIST_OF("DeadLetter"), "The dead letters."), **errors(400, 401, 500)}},
         },
-        "/deadletters/{dead_letter_id}": {
+        "/deadletters/{letter_id}": {
             "parameters": [DEAD_LETTER_ID],
             "delete": {"operationId": "deadletters_discard", "tags": ["sync log"], "summary": "Discard",
                        "responses": {"204": {"description": "Discarded."}, **errors(401, 404, 500)}},
         },
-        "/deadletters/{dead_letter_id}/retry": {
+        "/deadletters/{letter_id}/retry": {
             "parameters": [DEAD_LETTER_ID],
             "post": {"operationId": "deadletters_retry", "tags": ["sync log"], "summary": "Put back on its queue",
-                     "responses": {"202": {"description": "Queued again."}, **errors(401, 404, 500, 503)}},
+                     "responses": {"202": json_body({"type": "object", "properties": {
+                         "queued": {"type": "boolean"}, "queue": {"type": "string"}}}, "Put back on its queue."),
+                         **errors(401, 404, 422, 500, 503)}},
         },
         "/microsoft_graph/notifications/notification_url": _webhook("graph_notifications", "Graph change notifications"),
         "/microsoft_graph/notifications/lifecycle_url": _webhook("graph_lifecycle", "Graph lifecycle notifications"),
     },
     "schemas": {
-        "NewAsset": {"type": "object", "required": ["integration_id", "name", "mailbox"], "properties": {
+        "NewAsset": {"type": "object", "required": ["integration_id", "mailbox"], "properties": {
             "integration_id": {"type": "string"}, "name": {"type": "string"}, "category": {"type": "string"},
             "mailbox": {"type": "string", "format": "email"}, "time_zone": {"type": "string"},
-            "capacity": {"type": "integer", "minimum": 0}}},
+            "capacity": {"type": "integer", "minimum": 0}, "max_duration_minutes": {"type": "integer", "minimum": 1}}},
         "NewAssetFromRoom": {"type": "object", "required": ["integration_id", "room"], "properties": {
-            "integration_id": {"type": "string"}, "room": {"type": "string", "format": "email"}}},
+            "integration_id": {"type": "string"}, "room": {"type": "string", "format": "email"},
+            "name": {"type": "string"}, "category": {"type": "string"}, "time_zone": {"type": "string"},
+            "capacity": {"type": "integer", "minimum": 0}, "max_duration_minutes": {"type": "integer", "minimum": 1}}},
+        "AssetPatch": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "category": {"type": "string"}, "time_zone": {"type": "string"},
+            "capacity": {"type": ["integer", "null"]}, "max_duration_minutes": {"type": ["integer", "null"]}}},
         "SubscriptionState": {"type": "object", "required": ["state"], "properties": {
-            "state": {"enum": ["unsubscribed", "subscribed", "expired", "error"]}, "expires_at": OPTIONAL_TIME,
-            "subscribed_at": OPTIONAL_TIME, "last_notification_at": OPTIONAL_TIME,
-            "last_error": {"type": ["string", "null"]}}},
+            "state": {"enum": ["unsubscribed", "subscribed", "expired", "error"]}, "id": {"type": ["string", "null"]},
+            "expires_at": OPTIONAL_TIME, "subscribed_at": OPTIONAL_TIME, "last_notification_at": OPTIONAL_TIME,
+            "last_error": {"type": ["string", "null"]}, "last_error_at": OPTIONAL_TIME}},
         "Asset": {"type": "object", "required": ["id", "integration_id", "name", "mailbox", "subscription"], "properties": {
             "id": {"type": "string"}, "integration_id": {"type": "string"}, "name": {"type": "string"},
             "category": {"type": "string"}, "mailbox": {"type": "string"}, "time_zone": {"type": "string"},
-            "capacity": {"type": ["integer", "null"]}, "subscription": ref("SubscriptionState"),
-            "created_at": TIME, "updated_at": TIME}},
+            "capacity": {"type": ["integer", "null"]}, "max_duration_minutes": {"type": ["integer", "null"]},
+            "subscription": ref("SubscriptionState"), "created_at": TIME, "updated_at": TIME}},
         "Room": {"type": "object", "required": ["email"], "properties": {
             "email": {"type": "string"}, "display_name": {"type": ["string", "null"]},
-            "capacity": {"type": ["integer", "null"]}, "time_zone": {"type": ["string", "null"]}}},
+            "capacity": {"type": ["integer", "null"]}, "building": {"type": ["string", "null"]}}},
         "ImportReport": {"type": "object", "required": ["created", "linked", "conflicts"], "properties": {
+            "dry_run": {"type": "boolean"}, "from": {"type": "string"}, "to": {"type": "string"},
+            "skipped": {"type": "array", "items": {"type": "object"}},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "created": {"type": "array", "items": {"type": "object"}},
             "linked": {"type": "array", "items": {"type": "object"}},
             "conflicts": {"type": "array", "items": {"type": "object"}}}},
-        "NewReservation": {"type": "object", "required": ["asset_id", "booker", "start", "end", "subject"], "properties": {
-            "asset_id": {"type": "string"}, "booker": {"type": "string", "description": "Email or user id."},
-            "start": TIME, "end": TIME, "time_zone": {"type": "string"}, "subject": {"type": "string"},
-            "body": {"type": "string"}, "private": {"type": "boolean"},
-            "recurrence": {"type": "object", "description": "Graph's patternedRecurrence (pattern and range)."}}},
         "Reservation": {"type": "object", "required": ["id", "asset_id", "start", "end", "origin", "status", "sync_status"],
                         "properties": {
             "id": {"type": "string"}, "integration_id": {"type": "string"}, "asset_id": {"type": "string"},
@@ -181,7 +180,8 @@ FRAGMENT = {
             "decision": {"type": "string"}, "reason": {"type": ["string", "null"]},
             "graph_calls": {"type": "integer"}, "outcome": {"type": "string"}}},
         "DeadLetter": {"type": "object", "required": ["id", "queue"], "properties": {
-            "id": {"type": "string"}, "queue": {"type": "string"}, "error": {"type": ["string", "null"]},
-            "message": {"type": ["string", "object", "null"]}, "at": OPTIONAL_TIME}},
+            "id": {"type": "string"}, "queue": {"type": "string"}, "integration_id": {"type": ["string", "null"]},
+            "error": {"type": ["string", "null"]}, "message": {"type": ["string", "null"], "description": "The message text."},
+            "at": OPTIONAL_TIME, "dequeue_count": {"type": ["integer", "null"]}}},
     },
 }

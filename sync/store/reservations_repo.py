@@ -9,6 +9,7 @@ Partition `<integration id>!<asset id>`:
 | `k!<sha256(iCalUId)>` | index: the reservation an Outlook meeting (any copy) belongs to |
 | `x!<sha256(room event id)>` | index: the reservation a room-calendar item mirrors |
 | `g!<sha256(organizer event id)>` | index: the reservation an organizer's event mirrors |
+| `t!<sha256(room event id)>` | tombstone: a room item deleted before anything was linked to it |
 | `o!<event id>` | outbox: a reservation event committed with its change, deleted once queued |
 | `lock` | its ETag serialises every write of the partition (`Version` counts them) |
 
@@ -44,6 +45,7 @@ BY_ICAL = "k"
 BY_ROOM_EVENT = "x"
 BY_ORGANIZER_EVENT = "g"
 OUTBOX = "o"
+GONE = "t"
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -131,6 +133,16 @@ class ReservationsRepo:
                 if found is not None:
                     return found
         return None
+
+    def is_gone(self, integration_id: str, asset_id: str, room_event_id: str) -> bool:
+        """True when a tombstone says this room item was deleted before anything was linked to it."""
+        row = self.table.get(partition(integration_id, asset_id), compose(GONE, hash_key(room_event_id)))
+        return row is not None
+
+    def tombstone(self, integration_id: str, asset_id: str, room_event_id: str) -> list[tuple]:
+        """The operation that records a tombstone (committed with the lock like every write)."""
+        return [("upsert", {"PartitionKey": partition(integration_id, asset_id),
+                            "RowKey": compose(GONE, hash_key(room_event_id)), "Gone": True}, {"mode": REPLACE})]
 
     def overlapping(self, integration_id: str, asset_id: str, start: datetime, end: datetime) -> list[Reservation]:
         """Confirmed reservations of the asset that overlap [start, end)."""

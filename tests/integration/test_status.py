@@ -151,8 +151,9 @@ def test_every_queue_the_app_consumes_is_monitored_with_its_poison_queue(app):
     triggered = {binding["queueName"] for function in app.values()
                  for binding in json.loads(function.get_function_json())["bindings"]
                  if binding["type"] == "queueTrigger"}
-    assert triggered and triggered <= set(CONSUMED_QUEUES)
     names = {name for name, _ in monitored_queues()}
+    assert triggered and triggered <= names  # a poison queue may have a trigger of its own (to dead letters)
+    assert {name for name in triggered if not name.endswith("-poison")} <= set(CONSUMED_QUEUES)
     assert {f"{name}-poison" for name in CONSUMED_QUEUES} <= names
 
 

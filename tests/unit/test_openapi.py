@@ -90,17 +90,19 @@ def test_the_key_requirement_matches_each_route_s_auth_level(functions, served):
 
 
 def test_pending_fragments_describe_no_route_twice_and_no_registered_route(functions):
-    merged = merge(base("test"), SERVED + PENDING)  # raises on a path described twice
+    merged = merge(base("test"), SERVED + PENDING)  # raises on an operation described twice
     pending = {(path, method) for fragment in PENDING for path, item in fragment["paths"].items() for method in item
                if method in METHODS}
     assert pending and pending <= set(described(merged))
     assert pending.isdisjoint(http_routes(functions)), "a pending route is registered: move its fragment to SERVED"
 
 
-def test_merging_refuses_a_path_described_twice():
-    fragment = {"paths": {"/x": {"get": {"responses": {"200": {"description": "x"}}}}}}
-    with pytest.raises(ValueError, match="/x"):
-        merge(base("test"), [fragment, fragment])
+def test_merging_joins_operations_of_a_path_and_refuses_one_described_twice():
+    reads = {"paths": {"/x": {"get": {"responses": {"200": {"description": "x"}}}}}}
+    writes = {"paths": {"/x": {"post": {"responses": {"201": {"description": "x"}}}}}}
+    assert set(merge(base("test"), [reads, writes])["paths"]["/x"]) == {"get", "post"}
+    with pytest.raises(ValueError, match="get of path /x"):
+        merge(base("test"), [reads, reads])
 
 
 def test_no_route_starts_with_a_prefix_the_functions_host_reserves(functions):

@@ -1,0 +1,137 @@
+"""Queue workers and timers of the room sync.
+
+| trigger | does |
+|---|---|
+| queue graph-notifications | each item: re-read the room event and apply it (sync/inbound.py) |
+| queue graph-lifecycle | reauthorize / recreate + resync / resync (sync/subscriptions.py) |
+| queue calendar-resync | a calendarView delta round of one room (sync/resync.py) |
+| queue <each>-poison | copy the message to `deadletters` with its error |
+| timer SUBSCRIPTION_RENEWAL_SCHEDULE | renew subscriptions that are due; queue the scheduled resyncs |
+
+Graph throttling (and a change that must wait for the platform's own meeting to be linked)
+puts the remaining work back on the queue, hidden for Retry-After, and completes the message:
+raising would spend the dequeue count on a wait Graph asked for. Anything else raises, so the
+host retries and finally moves the message to the poison queue, from where it is kept.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import azure.functions as func
+
+from functions import room_context
+from graph import Throttled
+from sync.inbound import Deferred
+from sync.model import utc_now
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+MAX_DEFERRALS = 20
+POISONED_QUEUES = ("graph-notifications", "graph-lifecycle", "calendar-resync", "user-sync", "booking-changes")
+
+
+def _json_message(message: func.QueueMessage, what: str) -> dict:
+    try:
+        body = json.loads(message.get_body())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"{what} message {message.id} is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError(f"{what} message {message.id} is not a JSON object")
+    return body
+
+
+def _defer(queue: str, body: dict, seconds: float, why: str) -> None:
+    deferrals = int(body.get("deferrals") or 0) + 1
+    if deferrals > MAX_DEFERRALS:
+        raise RuntimeError(f"{queue}: deferred {MAX_DEFERRALS} times ({why}); giving up")
+    delay = max(1, min(3600, math.ceil(seconds)))
+    room_context.publisher(queue).send({**body, "deferrals": deferrals}, delay_seconds=delay)
+    log.info("%s: work deferred %d s (%s)", queue, delay, why)
+
+
+@bp.function_name("room_change_worker")
+@bp.queue_trigger(arg_name="message", queue_name=room_context.NOTIFICATIONS_QUEUE, connection="AzureWebJobsStorage")
+def room_change_worker(message: func.QueueMessage) -> None:
+    body = _json_message(message, "graph-notifications")
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise ValueError(f"graph-notifications message {message.id} has no items list")
+    inbound = room_context.inbound()
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in
+                                                 ("integration_id", "asset_id", "event_id")):
+            log.error("graph-notifications message %s: item %d malformed, skipped", message.id, position)
+            continue
+        try:
+            inbound.handle_change(item["integration_id"], item["asset_id"], item["event_id"])
+        except Throttled as throttled:
+            _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
+                   throttled.retry_after or 5, "Graph throttled")
+            return
+        except Deferred as deferred:
+            _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
+                   deferred.delay_seconds, str(deferred))
+            return
+        room_context.subscription_service().touch(item["integration_id"], item["asset_id"], utc_now())
+
+
+@bp.function_name("room_lifecycle_worker")
+@bp.queue_trigger(arg_name="message", queue_name=room_context.LIFECYCLE_QUEUE, connection="AzureWebJobsStorage")
+def room_lifecycle_worker(message: func.QueueMessage) -> None:
+    body = _json_message(message, "graph-lifecycle")
+    for item in body.get("items") or []:
+        try:
+            outcome = room_context.subscription_service().on_lifecycle(item["subscription_id"], item["lifecycle_event"])
+        except Throttled as throttled:
+            _defer(room_context.LIFECYCLE_QUEUE, {**body, "items": [item]}, throttled.retry_after or 5,
+                   "Graph throttled")
+            continue
+        log.info("lifecycle %s for subscription %s: %s", item.get("lifecycle_event"), item.get("subscription_id"),
+                 outcome)
+
+
+@bp.function_name("calendar_resync_worker")
+@bp.queue_trigger(arg_name="message", queue_name=room_context.RESYNC_QUEUE, connection="AzureWebJobsStorage")
+def calendar_resync_worker(message: func.QueueMessage) -> None:
+    body = _json_message(message, "calendar-resync")
+    if not isinstance(body.get("integration_id"), str) or not isinstance(body.get("asset_id"), str):
+        raise ValueError(f"calendar-resync message {message.id} names no integration and asset")
+    try:
+        room_context.resync().run(body["integration_id"], body["asset_id"], str(body.get("reason") or "requested"))
+    except Throttled as throttled:
+        _defer(room_context.RESYNC_QUEUE, body, throttled.retry_after or 5, "Graph throttled")
+    except Deferred as deferred:
+        _defer(room_context.RESYNC_QUEUE, body, deferred.delay_seconds, str(deferred))
+
+
+@bp.function_name("subscription_maintenance")
+@bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_RENEWAL_SCHEDULE%", run_on_startup=False,
+                  use_monitor=True)
+def subscription_maintenance(timer: func.TimerRequest) -> None:
+    counts = room_context.subscription_service().renew_due()
+    queued = room_context.resync_schedule().queue_due()
+    log.info("subscriptions: %s; %d scheduled resync(s) queued", counts, queued)
+
+
+def _keep_dead_letter(queue: str):
+    def keep(message: func.QueueMessage) -> None:
+        try:
+            text = message.get_body().decode("utf-8", errors="replace")
+        except Exception:  # the body itself is unreadable: keep what can be kept
+            text = ""
+        letter = room_context.deadletters().keep(queue, message.id, text, "moved to the poison queue after "
+                                                 f"{message.dequeue_count} failed attempts", utc_now(),
+                                                 int(message.dequeue_count or 0))
+        log.error("dead letter from %s kept as %s", queue, letter.view()["id"])
+    keep.__name__ = f"deadletter_{queue.replace('-', '_')}"
+    return keep
+
+
+for _queue in POISONED_QUEUES:
+    _name = f"deadletter_{_queue.replace('-', '_')}"
+    bp.function_name(_name)(bp.queue_trigger(arg_name="message", queue_name=f"{_queue}-poison",
+                                             connection="AzureWebJobsStorage")(_keep_dead_letter(_queue)))
