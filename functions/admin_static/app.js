@@ -448,7 +448,7 @@
 
   async function subscription(asset, subscribe) {
     notice(subscribe ? `Subscribing ${asset.name}…` : `Unsubscribing ${asset.name}…`);
-    const result = await api(subscribe ? "POST" : "DELETE", `assets/${asset.id}/subscription`);
+    const result = await api(subscribe ? "POST" : "DELETE", `assets/${encodeURIComponent(asset.id)}/subscription`);
     notice(result.ok ? (subscribe ? `${asset.name}: subscribed to Graph${result.body && result.body.expires_at ? ` until ${when(result.body.expires_at)}` : ""}.`
                                   : `${asset.name}: unsubscribed.`)
                      : `${asset.name}: ${errorText(result)}`, !result.ok);
@@ -456,7 +456,7 @@
   }
 
   async function resync(asset) {
-    const result = await api("POST", `assets/${asset.id}/resync`);
+    const result = await api("POST", `assets/${encodeURIComponent(asset.id)}/resync`);
     notice(result.ok ? `${asset.name}: resync queued.` : `${asset.name}: ${errorText(result)}`, !result.ok);
   }
 
@@ -553,14 +553,14 @@
     const form = event.currentTarget;
     clearErrors(form);
     if (!requireFields(form, "import", ["from", "to"])) return;
-    const result = await api("POST", `assets/${state.importAsset.id}/import`, { body: importBody(true) });
+    const result = await api("POST", `assets/${encodeURIComponent(state.importAsset.id)}/import`, { body: importBody(true) });
     if (!result.ok) { showError(form, "import", { from: "from", to: "to" }, result); return; }
     renderImport(result.body, true);
     $("import-apply").hidden = false;
   });
 
   $("import-apply").addEventListener("click", async () => {
-    const result = await api("POST", `assets/${state.importAsset.id}/import`, { body: importBody(false) });
+    const result = await api("POST", `assets/${encodeURIComponent(state.importAsset.id)}/import`, { body: importBody(false) });
     if (!result.ok) { showError($("import-form"), "import", { from: "from", to: "to" }, result); return; }
     renderImport(result.body, false);
     $("import-apply").hidden = true;
@@ -579,7 +579,7 @@
     const asset = $("res-asset").value;
     if (view === "person") {
       const person = $("res-person").value.trim();
-      return person ? [{ user: person }] : [];
+      return person ? [{ integration_id: state.integrationId, user: person }] : [];
     }
     if (view === "asset") {
       const from = new Date(); from.setHours(0, 0, 0, 0);
@@ -624,7 +624,7 @@
   function cancelButtons(reservation) {
     const label = `${reservation.subject} ${timeRange(reservation.start, reservation.end, reservation.time_zone)}`;
     const cancel = (scope) => async () => {
-      const result = await api("DELETE", `reservations/${reservation.id}`, { params: scope ? { scope } : {} });
+      const result = await api("DELETE", `reservations/${encodeURIComponent(reservation.id)}`, { params: scope ? { scope } : {} });
       notice(result.ok ? `Cancelled: ${label}.` : `Not cancelled: ${errorText(result)}`, !result.ok);
       loadReservations();
     };
@@ -689,8 +689,12 @@
 
   // ---- sync log and dead letters -----------------------------------------------------------------
 
+  // A message or input as readable JSON (a message is stored as text: shown parsed when it is JSON).
   function jsonDetails(summary, value) {
-    return el("details", {}, el("summary", { text: summary }), el("pre", { text: JSON.stringify(value, null, 2) }));
+    let shown = value;
+    if (typeof value === "string") { try { shown = JSON.parse(value); } catch (ignored) { shown = value; } }
+    const text = typeof shown === "string" ? shown : JSON.stringify(shown, null, 2);
+    return el("details", {}, el("summary", { text: summary }), el("pre", { text }));
   }
 
   async function loadSyncLog() {
@@ -720,14 +724,14 @@
     const discard = el("button", { type: "button", class: "danger", text: "Discard", "aria-label": `Discard dead letter ${letter.id}` });
     discard.addEventListener("click", async () => {
       if (!discard.classList.contains("confirm")) { discard.classList.add("confirm"); discard.textContent = "Confirm discard"; return; }
-      const result = await api("DELETE", `deadletters/${letter.id}`);
+      const result = await api("DELETE", `deadletters/${encodeURIComponent(letter.id)}`);
       notice(result.ok ? "Dead letter discarded." : `Not discarded: ${errorText(result)}`, !result.ok);
       loadSyncLog();
     });
     return el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary", text: "Retry", "aria-label": `Retry dead letter ${letter.id}`,
                      onclick: async () => {
-                       const result = await api("POST", `deadletters/${letter.id}/retry`);
+                       const result = await api("POST", `deadletters/${encodeURIComponent(letter.id)}/retry`);
                        notice(result.ok ? "Put back on its queue." : `Not retried: ${errorText(result)}`, !result.ok);
                        loadSyncLog();
                      } }),

@@ -8,10 +8,7 @@ Screenshots go to test-artifacts/browser/ (ignored by git; CI can keep the folde
 """
 from __future__ import annotations
 
-import base64
-import importlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +16,8 @@ import pytest
 from devtools.azurite import Azurite
 from devtools.graph_emulator import seed
 from devtools.graph_emulator.state import World
-from devtools.localhost import LocalHost
-from functions import context
-from sync.settings import SETTING_NAMES
-from tests.support.emulator_fixture import start_emulator
+from tests.support.emulator_fixture import EmulatorTenant, start_emulator
+from tests.support.room_host import FUNCTION_KEY, start_room_host  # noqa: F401 -- the key the tests type in
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("ROOMSYNC_CHROMIUM", "/usr/bin/chromium")
@@ -30,7 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("ROOMSYNC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "browser"
-FUNCTION_KEY = "browser-test-function-key"
 DEMO_USERS = 12
 
 
@@ -97,30 +91,18 @@ def storage():
 
 @pytest.fixture(scope="module")
 def host(demo_emulator, storage):
-    settings = {
-        "AzureWebJobsStorage": storage,
-        "PUBLIC_BASE_URL": "http://127.0.0.1:7071",
-        "SECRET_ENCRYPTION_KEY": base64.b64encode(b"browser-tests-encryption-key-32b").decode(),
-        "GRAPH_AUTHORITY_HOST": demo_emulator.authority_host,
-        "GRAPH_API_BASE": demo_emulator.api_base,
-        "GRAPH_CA_BUNDLE": demo_emulator.ca_path,
-        "USER_SYNC_SCHEDULE": "0 0 2 * * *",
-        "SUBSCRIPTION_RENEWAL_SCHEDULE": "0 */30 * * * *",
-        "RECURRENCE_SCHEDULE": "0 30 1 * * *",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name in SETTING_NAMES:
-            patch.delenv(name, raising=False)
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        context.reset()
-        module = sys.modules.get("function_app")
-        module = importlib.reload(module) if module else importlib.import_module("function_app")
-        local = LocalHost(module.app, 0, host_config=ROOT / "host.json",
-                          settings={**settings, "LOCAL_FUNCTION_KEY": FUNCTION_KEY}, queue_poll_seconds=0.2)
-        with local:
-            yield local
-        context.reset()
+    """The app on the local host; its PUBLIC_BASE_URL is its own address, so the emulator's
+    subscription handshakes and notifications reach its webhooks."""
+    yield from start_room_host(demo_emulator, storage)
+
+
+@pytest.fixture(scope="module")
+def demo_tenant(demo_emulator) -> EmulatorTenant:
+    tenant = demo_emulator.world.tenants[seed.DEMO_TENANT_ID]
+    return EmulatorTenant(server=demo_emulator, tenant=tenant, app=tenant.apps[seed.DEMO_CLIENT_ID],
+                          domain=seed.DEMO_DOMAIN, client_secret=seed.DEMO_CLIENT_SECRET,
+                          users=[u for u in tenant.users.values() if u.account_enabled],
+                          rooms=list(tenant.rooms.values()))
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
-"""The room sync's REST contract (assets, rooms, subscriptions, import, reservations, sync log,
-dead letters) answered in memory, for the console's browser tests while those routes are not
-registered in this app yet. Playwright routes only these paths here; the page, its files and
-the integrations and people API come from the real local host.
+"""Booking through the platform (POST /api/reservations, DELETE /api/reservations/{id}) answered
+in memory, for the console's browser tests while those routes are not registered in this app yet.
+Playwright routes only /api/reservations here (its reads too, so what was booked is listed);
+everything else comes from the real local host.
 
-It follows the contract the console is built against (functions/api_spec/room_sync.py), keeps
-every request it received for the tests to check, and lets a test act as Outlook (a meeting
-that arrives on its own) or as the workers (a dead letter). Replace it with the real routes as
-they land: the tests using it then run against the app unchanged.
+It follows the contract the console is built against (functions/api_spec/bookings.py) and keeps
+every request it received for the tests to check. Remove it when the routes land: the tests using
+it then run against the app unchanged.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
-CONTRACT_PATHS = re.compile(r"^/api/(assets|reservations|synclog|deadletters|integrations/[^/]+/rooms)(/|$)")
+CONTRACT_PATHS = re.compile(r"^/api/reservations(/|$)")
 
 
 def now_iso(offset: timedelta = timedelta(0)) -> str:
@@ -30,25 +29,12 @@ def parse_time(text: str) -> datetime:
 
 @dataclass
 class ContractApi:
-    rooms: list[dict]
-    assets: dict[str, dict] = field(default_factory=dict)
+    assets: dict[str, dict]  # the real assets (from the app), by id
     reservations: dict[str, dict] = field(default_factory=dict)
-    synclog: list[dict] = field(default_factory=list)
-    deadletters: dict[str, dict] = field(default_factory=dict)
     # (method, path, JSON body, query parameters, the x-functions-key header) of every request
     received: list[tuple[str, str, dict | None, dict, str | None]] = field(default_factory=list)
 
-    # -- what a test does as Outlook or as the workers -------------------------------------------
-
-    def meeting_from_outlook(self, asset_id: str, subject: str, start: datetime, minutes: int = 30) -> dict:
-        return self._reservation(asset_id, subject, start, start + timedelta(minutes=minutes), "outlook",
-                                 {"email": "organizer@contoso-demo.example", "user_id": None, "name": "Outlook Organizer"},
-                                 sync_status="synced")
-
-    def dead_letter(self, queue: str, error: str, message: dict) -> dict:
-        letter = {"id": uuid.uuid4().hex, "queue": queue, "error": error, "message": message, "at": now_iso()}
-        self.deadletters[letter["id"]] = letter
-        return letter
+    # -- what the tests read back ----------------------------------------------------------------
 
     def requests_to(self, method: str, pattern: str) -> list[dict | None]:
         """The bodies of the requests with this method to paths matching the pattern."""
@@ -72,63 +58,8 @@ class ContractApi:
 
     def answer(self, method: str, path: str, params: dict, body: dict | None):
         segments = path.split("/")
-        if segments[0] == "integrations" and segments[2:] == ["rooms"] and method == "GET":
-            return 200, {"value": self.rooms}
-        if segments[0] == "assets":
-            return self._assets(method, segments[1:], params, body or {})
         if segments[0] == "reservations":
             return self._reservations(method, segments[1:], params, body or {})
-        if path == "synclog" and method == "GET":
-            return 200, {"value": [e for e in self.synclog if not params.get("asset_id") or e["asset_id"] == params["asset_id"]]}
-        if segments[0] == "deadletters":
-            if method == "GET" and len(segments) == 1:
-                return 200, {"value": list(self.deadletters.values())}
-            letter = self.deadletters.pop(segments[1], None)
-            if letter is None:
-                return 404, error("not_found", "no such dead letter")
-            return (202, None) if segments[2:] == ["retry"] else (204, None)
-        return 404, error("not_found", "no such route in the contract")
-
-    def _assets(self, method, rest, params, body):
-        if not rest and method == "GET":
-            return 200, {"value": [a for a in self.assets.values() if a["integration_id"] == params.get("integration_id")]}
-        if not rest and method == "POST":
-            if "room" in body:
-                room = next((r for r in self.rooms if r["email"] == body["room"]), None)
-                if room is None:
-                    return 422, error("invalid_field", "room: not a room of this tenant", "room")
-                name, mailbox, capacity, zone = room["display_name"], room["email"], room["capacity"], room["time_zone"]
-            else:
-                if "@" not in body.get("mailbox", ""):
-                    return 422, error("invalid_field", "mailbox: must be a room mailbox's email address", "mailbox")
-                name, mailbox, capacity, zone = body["name"], body["mailbox"], body.get("capacity"), "UTC"
-            asset = {"id": uuid.uuid4().hex, "integration_id": body["integration_id"], "name": name, "category": "room",
-                     "mailbox": mailbox, "time_zone": zone, "capacity": capacity,
-                     "subscription": {"state": "unsubscribed", "expires_at": None, "subscribed_at": None,
-                                      "last_notification_at": None, "last_error": None},
-                     "created_at": now_iso(), "updated_at": now_iso()}
-            self.assets[asset["id"]] = asset
-            return 201, asset
-        asset = self.assets.get(rest[0])
-        if asset is None:
-            return 404, error("not_found", "no such asset")
-        if rest[1:] == ["subscription"] and method == "POST":
-            asset["subscription"].update(state="subscribed", subscribed_at=now_iso(),
-                                         expires_at=now_iso(timedelta(days=3)), last_error=None)
-            return 200, asset["subscription"]
-        if rest[1:] == ["subscription"] and method == "DELETE":
-            asset["subscription"].update(state="unsubscribed", expires_at=None)
-            return 204, None
-        if rest[1:] == ["resync"] and method == "POST":
-            return 202, None
-        if rest[1:] == ["import"] and method == "POST":
-            report = {"created": [{"subject": "Board meeting", "start": now_iso(timedelta(days=2))},
-                                  {"subject": "Team lunch", "start": now_iso(timedelta(days=3))}],
-                      "linked": [], "conflicts": [{"subject": "Double booked", "start": now_iso(timedelta(days=4)),
-                                                   "reason": "overlaps an existing reservation"}]}
-            return 200, report
-        if not rest[1:] and method == "GET":
-            return 200, asset
         return 404, error("not_found", "no such route in the contract")
 
     def _reservations(self, method, rest, params, body):
@@ -177,10 +108,6 @@ class ContractApi:
                        "status": "confirmed", "sync_status": sync_status, "sync_reason": None, "series_id": series_id,
                        "occurrence_start": None, "private": False, "created_at": now_iso(), "updated_at": now_iso()}
         self.reservations[reservation["id"]] = reservation
-        self.synclog.insert(0, {"at": now_iso(), "integration_id": reservation["integration_id"], "asset_id": asset_id,
-                                "reservation_id": reservation["id"], "input": {"origin": origin},
-                                "decision": "create", "reason": f"new {origin} booking", "graph_calls": 1,
-                                "outcome": "applied"})
         return reservation
 
 

@@ -13,6 +13,9 @@ from playwright.sync_api import Page, expect
 
 from devtools.graph_emulator import seed
 from functions.admin_page import CONTENT_SECURITY_POLICY
+from tests.browser.console import (
+    WAIT_MS, assert_clean, axe_violations, connect_form, ensure_demo_connected, open_console,
+)
 from tests.browser.conftest import FUNCTION_KEY
 
 # Each section, with what shows that it finished loading (a list, or the note that its API is absent).
@@ -20,50 +23,6 @@ SECTIONS = {"integrations": "#integrations-list article", "people": "#people-lis
             "assets": "#assets-list > *", "reservations": "#res-list > *", "synclog": "#dead-list > *",
             "status": "#status-queues table"}
 WIDTHS = {"desktop": 1280, "phone": 390}
-WAIT_MS = 20_000
-
-
-def open_console(page: Page, key: str | None = FUNCTION_KEY, accepted: bool = True) -> None:
-    page.goto("/api/console")
-    expect(page.locator("#key-panel")).to_be_visible()
-    if key is not None:
-        page.get_by_label("Function key", exact=True).fill(key)
-        page.get_by_role("button", name="Use this key").click()
-        if accepted:
-            expect(page.locator("#key-panel")).to_be_hidden()
-
-
-def connect_form(page: Page, secret: str) -> None:
-    page.get_by_label("Email domains").fill(seed.DEMO_DOMAIN)
-    page.get_by_label("Tenant id").fill(seed.DEMO_TENANT_ID)
-    page.get_by_label("Client id").fill(seed.DEMO_CLIENT_ID)
-    page.get_by_label("Client secret").fill(secret)
-    page.get_by_role("button", name="Connect", exact=True).click()
-
-
-def ensure_demo_connected(page: Page) -> None:
-    """Connects the demo tenant through the form unless an earlier test of this module did."""
-    open_console(page)
-    cards = page.locator("#integrations-list article")
-    expect(page.locator("#integrations-list")).not_to_be_empty(timeout=WAIT_MS)
-    if cards.count() == 0:
-        connect_form(page, seed.DEMO_CLIENT_SECRET)
-    expect(cards.filter(has_text=seed.DEMO_DOMAIN)).to_have_count(1, timeout=WAIT_MS)
-
-
-def axe_violations(page: Page, axe_source: str) -> list[dict]:
-    page.evaluate(axe_source)  # evaluated by the test through the DevTools protocol, never served by the app
-    result = page.evaluate("""async () => {
-        const r = await axe.run(document, {resultTypes: ['violations']});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                        nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));
-    }""")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
-
-
-def assert_clean(page: Page) -> None:
-    assert page.evaluate("window.__violations") == [], "the page broke its own Content-Security-Policy"
-    assert page.page_errors == []
 
 
 # --- the key ------------------------------------------------------------------------------------
@@ -188,15 +147,14 @@ def test_the_keyboard_reaches_the_sections_and_focus_is_visible(page):
     assert focused.startswith("BUTTON"), focused
 
 
-# --- the sync API's sections before their routes exist ----------------------------------------------
+# --- status ------------------------------------------------------------------------------------
 
-def test_sections_whose_api_is_not_served_say_so(page):
+def test_the_status_section_shows_what_a_monitor_reads(page):
     ensure_demo_connected(page)
-    page.get_by_role("tab", name="Assets").click()
-    expect(page.locator("#assets-list")).to_contain_text("not available from this server yet", timeout=WAIT_MS)
     page.get_by_role("tab", name="Status").click()
     expect(page.locator("#status-summary")).to_contain_text("dead letter", timeout=WAIT_MS)
-    expect(page.locator("#status-queues")).to_contain_text("user-sync-poison")
+    for queue in ("user-sync", "user-sync-poison", "graph-notifications", "reservation-events"):
+        expect(page.locator("#status-queues")).to_contain_text(queue)
 
 
 # --- what the app serves ---------------------------------------------------------------------------
