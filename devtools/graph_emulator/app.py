@@ -21,6 +21,11 @@ log = logging.getLogger("graph_emulator")
 
 Handler = Callable[["Ctx"], Response]
 
+# What Graph sends with every successful OData answer (the docs' recorded responses, e.g. the
+# delta-query samples); error envelopes stay plain `application/json`, as in the throttling page.
+ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+ODATA_VERSION = "4.0"
+
 
 @dataclass
 class Ctx:
@@ -33,10 +38,12 @@ class Ctx:
     caller: Any = None  # set by identity.authorize
     # Set by $batch for its inner requests, so guards can tell them apart.
     in_batch: bool = False
+    # Inside $batch: the batch's client-request-id, which inner answers carry.
+    batch_client_request_id: str | None = None
 
     @property
     def client_request_id(self) -> str | None:
-        return self.request.headers.get("client-request-id")
+        return self.batch_client_request_id or self.request.headers.get("client-request-id")
 
     def json(self) -> Any:
         """The JSON body, or a Graph-style 400 naming the problem."""
@@ -99,25 +106,30 @@ class EmulatorApp:
     def add_guard(self, guard: Guard) -> None:
         self.guards.append(guard)
 
-    def dispatch(self, request: Request, in_batch: bool = False) -> Response:
+    def dispatch(self, request: Request, in_batch: bool = False, request_id: str | None = None,
+                 client_request_id: str | None = None) -> Response:
+        """Answers one request. `$batch` passes its own ids: Graph stamps every inner answer,
+        errors included, with the batch's request-id and client-request-id."""
         path = raw_path(request)
         adapter = self.url_map.bind("emulator", path_info=path, url_scheme="https")
-        request_id = str(uuid.uuid4())
-        client_request_id = request.headers.get("client-request-id")
+        request_id = request_id or str(uuid.uuid4())
+        client_request_id = client_request_id or request.headers.get("client-request-id")
         try:
             endpoint, params = adapter.match(method=request.method)
         except NotFound:
             err = GraphError(400, "BadRequest", f"Resource not found for the segment '{path}'.") \
                 if path.startswith("/v1.0/") else GraphError(404, "NotFound", f"No route {path}")
             self._count(f"{request.method} <unknown>")
-            return self._finish(error_response(err, request_id, client_request_id), request_id)
+            return self._finish(error_response(err, request_id, client_request_id), path, request_id,
+                                client_request_id)
         except MethodNotAllowed:
             err = GraphError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed for '{path}'.")
-            return self._finish(error_response(err, request_id, client_request_id), request_id)
+            return self._finish(error_response(err, request_id, client_request_id), path, request_id,
+                                client_request_id)
         params = {k: unquote(v) if isinstance(v, str) else v for k, v in params.items()}
         self._count(endpoint)
         ctx = Ctx(request=request, world=self.world, params=params, rule=endpoint,
-                  request_id=request_id, in_batch=in_batch)
+                  request_id=request_id, in_batch=in_batch, batch_client_request_id=client_request_id)
         handler = self.handlers[endpoint]
 
         def call(c: Ctx) -> Response:
@@ -137,7 +149,7 @@ class EmulatorApp:
             log.exception("emulator handler failed: %s", endpoint)
             response = error_response(GraphError(500, "InternalServerError", "Emulator failure."),
                                       request_id, client_request_id)
-        return self._finish(response, request_id, client_request_id)
+        return self._finish(response, path, request_id, client_request_id)
 
     def _count(self, endpoint: str) -> None:
         # `counter[key] += 1` is a read then a write: concurrent requests could lose counts.
@@ -145,9 +157,12 @@ class EmulatorApp:
             self.world.request_counts[endpoint] += 1
 
     @staticmethod
-    def _finish(response: Response, request_id: str, client_request_id: str | None = None) -> Response:
+    def _finish(response: Response, path: str, request_id: str, client_request_id: str | None = None) -> Response:
         response.headers.setdefault("request-id", request_id)
         response.headers.setdefault("client-request-id", client_request_id or request_id)
+        if path.startswith("/v1.0/") and response.status_code < 400 and response.mimetype == "application/json":
+            response.headers["Content-Type"] = ODATA_JSON
+            response.headers.setdefault("OData-Version", ODATA_VERSION)
         return response
 
     def __call__(self, environ, start_response):

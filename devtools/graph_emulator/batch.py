@@ -12,7 +12,8 @@ inner request cannot bring its own. What the docs and real responses fix:
   request at a time; a request whose dependency did not succeed (non-2xx) gets 424.
 - parallel batches run at most 4 requests at once, as Graph does towards Outlook.
 - the batch answers 200 with `responses` in any order (matched by `id`); throttled items
-  carry 429 and their own Retry-After.
+  carry 429 and their own Retry-After; every item, error envelopes included, carries the
+  batch's own request-id and client-request-id.
 
 Control API: `GET /_control/batch` and `PUT /_control/batch` `{"response_order":
 "shuffled"|"reversed"|"request"|"completion"}`. The default, "shuffled", always differs from
@@ -185,7 +186,9 @@ class BatchRunner:
         if relative.split("?", 1)[0].lower().rstrip("/") in ("/$batch", "/%24batch"):
             return self._error(item, 400, "BadRequest", "Nested batch requests are not supported.")
         # dispatch answers every failure (GraphError included) as a response of its own.
-        response = self.app.dispatch(self._inner_request(item, "/v1.0" + relative), in_batch=True)
+        response = self.app.dispatch(self._inner_request(item, "/v1.0" + relative), in_batch=True,
+                                     request_id=self.outer.request_id,
+                                     client_request_id=self.outer.client_request_id or self.outer.request_id)
         return self._record(_item_result(item.id, response))
 
     def _inner_request(self, item: BatchItem, target: str) -> Request:
@@ -260,8 +263,7 @@ def register(app: EmulatorApp) -> None:
         authorize(ctx, ())  # a valid token is needed; each item checks its own permissions
         items = parse_batch(ctx.json())
         results = BatchRunner(app, ctx).run(items)
-        return json_response({"responses": [r.view() for r in _ordered(results, items, settings)]},
-                             headers={"OData-Version": "4.0"})
+        return json_response({"responses": [r.view() for r in _ordered(results, items, settings)]})
 
     def control_get(ctx: Ctx) -> Response:
         return json_response({"response_order": settings.response_order})

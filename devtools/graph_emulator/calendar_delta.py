@@ -63,8 +63,11 @@ def _store(box: MailboxCalendar, token: str, state: DeltaState) -> None:
         box.delta_rounds.pop(next(iter(box.delta_rounds)))
 
 
+EVENT_TYPE = "#microsoft.graph.event"
+
+
 def removed(item_id: str) -> dict:
-    return {"@odata.type": "#microsoft.graph.event", "id": item_id, "@removed": {"reason": "deleted"}}
+    return {"@odata.type": EVENT_TYPE, "id": item_id, "@removed": {"reason": "deleted"}}
 
 
 def expire_tokens(box: MailboxCalendar) -> int:
@@ -114,7 +117,8 @@ def delta_page(ctx: Ctx, box: MailboxCalendar, link_base: str, options: RenderOp
 def _changes(box: MailboxCalendar, current: list[StoredEvent], seen: dict[str, str], since: int | None,
              options: RenderOptions) -> list[dict]:
     present = {e.id for e in current}
-    items = [render(e, options) for e in current if seen.get(e.id) != e.change_key]
+    # Graph's delta pages type every item, changed ones as well as removed ones (event-delta).
+    items = [{"@odata.type": EVENT_TYPE, **render(e, options)} for e in current if seen.get(e.id) != e.change_key]
     items += [removed(item_id) for item_id in seen if item_id not in present]
     if since is not None:
         outside = [item_id for item_id, (seq, is_master) in box.touched.items()

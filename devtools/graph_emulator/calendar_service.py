@@ -117,6 +117,15 @@ class CalendarService:
             raise item_not_found()
         return found
 
+    @staticmethod
+    def check_if_match(found: Found, if_match: str | None) -> None:
+        """Outlook refuses a write whose `If-Match` names an older changeKey: 412
+        ErrorIrresolvableConflict, and nothing changes."""
+        if not event_ids.if_match_allows(if_match, found.event.change_key):
+            raise GraphError(412, "ErrorIrresolvableConflict",
+                             "The send or update operation could not be performed because the change key passed "
+                             "in the request does not match the current change key for the item.")
+
     # ---- change feed -------------------------------------------------------------------------
 
     def announce_created(self, tenant: Tenant, box: MailboxCalendar, event: StoredEvent) -> None:
@@ -171,11 +180,13 @@ class CalendarService:
             return event, True
 
     def update_event(self, tenant: Tenant, mailbox: Mailbox, item_id: str, body: dict,
-                     after_store: Callable[[StoredEvent], object] | None = None) -> StoredEvent:
+                     after_store: Callable[[StoredEvent], object] | None = None,
+                     if_match: str | None = None) -> StoredEvent:
         with self.world.lock:
             check_properties(body)
             box = self.box(tenant, mailbox)
             found = self.find(box, item_id)
+            self.check_if_match(found, if_match)
             name_of = lambda a: self.display_name_for(tenant, a)  # noqa: E731
             if found.master is not None:
                 if "recurrence" in body:
@@ -218,10 +229,11 @@ class CalendarService:
                 booking.sync_meeting(self, tenant, box, event)
             return event
 
-    def delete_event(self, tenant: Tenant, mailbox: Mailbox, item_id: str) -> None:
+    def delete_event(self, tenant: Tenant, mailbox: Mailbox, item_id: str, if_match: str | None = None) -> None:
         with self.world.lock:
             box = self.box(tenant, mailbox)
             found = self.find(box, item_id)
+            self.check_if_match(found, if_match)
             if found.master is not None:
                 self._cancel_occurrence(tenant, box, found)
                 return

@@ -26,6 +26,7 @@ Other areas add their own `/_control/...` routes in their modules (`tenant_or_40
 | POST | /_control/tenants/<tenant>/rooms | `{"alias" or "email", "displayName"?, "capacity"?, "building"?, "floorNumber"?, "timeZone"?, "hiddenFromGal"?, "bookingType"?, "settings"?: {...}, plus place extras such as "tags", "isWheelChairAccessible"}` -> 201 room |
 | GET | /_control/tenants/<tenant>/rooms/<room> | -> room (place properties, timeZone, hiddenFromGal, settings, userId) |
 | PATCH | /_control/tenants/<tenant>/rooms/<room> | same fields as create (no alias/email), `"rotateId": true` gives the place a new id -> room |
+| POST | /_control/tenants/<tenant>/room-lists | `{"email", "displayName"?, "rooms": [room email]}` -> 201 room list (+ `rooms`); the same email again replaces the list |
 | PATCH | /_control/tenants/<tenant>/rooms/<room>/settings | calendar processing, any of snake_case, camelCase or Exchange names (`AutomateProcessing`, `AddOrganizerToSubject`, `DeleteSubject`, `DeleteComments`, `RemovePrivateProperty`, `AllowConflicts`, `AllowRecurringMeetings`, `BookingWindowInDays`, `MaximumDurationInMinutes`, `RemoveCanceledMeetings`) -> settings |
 | POST | /_control/tenants/<tenant>/delta/expire | -> 204; every users delta/skip token issued so far answers 410 |
 | GET | /_control/clock | -> `{"now"}` |
@@ -41,7 +42,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from devtools.graph_emulator import certificates, places, seed, users
+from devtools.graph_emulator import certificates, places, room_lists, seed, users
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response, no_content
 from devtools.graph_emulator.clock import graph_datetime, parse_graph_datetime
 from devtools.graph_emulator.errors import GraphError, bad_request
@@ -426,6 +427,23 @@ def create_room(ctx: Ctx) -> Response:
         return json_response(room_view(tenant, room), status=201)
 
 
+def create_room_list(ctx: Ctx) -> Response:
+    tenant = tenant_or_404(ctx)
+    data = body(ctx)
+    email = data.get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise bad("'email' (the room list's address) is required")
+    members = data.get("rooms") or []
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise bad("'rooms' must be a list of room email addresses")
+    with ctx.world.lock:
+        try:
+            made = room_lists.put_room_list(tenant, email, data.get("displayName"), members)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        return json_response({**room_lists.render_room_list(made), "rooms": made.room_emails}, status=201)
+
+
 def get_room(ctx: Ctx) -> Response:
     tenant = tenant_or_404(ctx)
     with ctx.world.lock:
@@ -530,6 +548,7 @@ def register(app: EmulatorApp) -> None:
         (f"{t}/rooms/<room>", ["GET"], get_room, "control.rooms.get"),
         (f"{t}/rooms/<room>", ["PATCH"], update_room, "control.rooms.update"),
         (f"{t}/rooms/<room>/settings", ["PATCH"], update_room_settings, "control.rooms.settings"),
+        (f"{t}/room-lists", ["POST"], create_room_list, "control.room-lists.create"),
         (f"{t}/delta/expire", ["POST"], expire_delta, "control.delta.expire"),
         (f"{PREFIX}/clock", ["GET"], get_clock, "control.clock.get"),
         (f"{PREFIX}/clock", ["POST"], move_clock, "control.clock.move"),

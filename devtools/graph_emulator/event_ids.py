@@ -29,6 +29,22 @@ def etag(change_key: str) -> str:
     return f'W/"{change_key}"'
 
 
+def if_match_allows(header: str | None, change_key: str) -> bool:
+    """Whether an `If-Match` header lets a write through: absent, `*`, or naming the item's
+    current changeKey (as `W/"key"`, `"key"` or the bare key; a list may name several)."""
+    if header is None or not header.strip():
+        return True
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag == "*":
+            return True
+        if tag[:2].upper() == "W/":
+            tag = tag[2:]
+        if tag.strip('"') == change_key:
+            return True
+    return False
+
+
 def new_ical_uid(created: datetime) -> str:
     """A Global Object ID in hex: class id, zero instance date, FILETIME stamp, reserved, data."""
     filetime = int((created.timestamp() + 11644473600) * 10_000_000)

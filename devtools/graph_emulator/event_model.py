@@ -42,7 +42,7 @@ WRITABLE = {
 # Read-only properties a client may echo back (e.g. PATCH with a fetched object); ignored.
 IGNORED = {
     "@odata.type", "@odata.etag", "@odata.context", "id", "changeKey", "createdDateTime",
-    "lastModifiedDateTime", "iCalUId", "uid", "type", "seriesMasterId", "webLink", "bodyPreview",
+    "lastModifiedDateTime", "iCalUId", "type", "seriesMasterId", "webLink", "bodyPreview",
     "isOrganizer", "responseStatus", "hasAttachments", "onlineMeetingUrl", "onlineMeeting",
     "originalStart", "originalStartTimeZone", "originalEndTimeZone", "isCancelled", "occurrenceId",
     "cancelledOccurrences", "exceptionOccurrences", "multiValueExtendedProperties", "attachments",
@@ -445,7 +445,6 @@ def render(event: StoredEvent, options: RenderOptions) -> dict:
         "originalStartTimeZone": event.start_zone,
         "originalEndTimeZone": event.end_zone,
         "iCalUId": event.ical_uid,
-        "uid": event.ical_uid,
         "reminderMinutesBeforeStart": event.options.get("reminderMinutesBeforeStart", 15),
         "isReminderOn": event.options.get("isReminderOn", True),
         "hasAttachments": False,
@@ -508,7 +507,7 @@ def select(rendered: dict, names: list[str] | None) -> dict:
 
 SELECTABLE = {
     "categories", "changekey", "createddatetime", "lastmodifieddatetime", "transactionid",
-    "originalstarttimezone", "originalendtimezone", "icaluid", "uid", "reminderminutesbeforestart",
+    "originalstarttimezone", "originalendtimezone", "icaluid", "reminderminutesbeforestart",
     "isreminderon", "hasattachments", "subject", "bodypreview", "importance", "sensitivity", "isallday",
     "iscancelled", "isorganizer", "responserequested", "seriesmasterid", "showas", "type", "weblink",
     "onlinemeetingurl", "isonlinemeeting", "onlinemeetingprovider", "allownewtimeproposals", "isdraft",

@@ -135,8 +135,13 @@ def create_event(ctx: Ctx) -> Response:
     tenant, mailbox = _mailbox(ctx, write=True)
     body = ctx.json()
     after_store, finish = _respond_with(ctx, 201)
-    service(ctx).create_event(tenant, mailbox, body, after_store)
-    return finish()
+    event, _ = service(ctx).create_event(tenant, mailbox, body, after_store)
+    response = finish()
+    # OData answers a create with the new item's address; this one is a URL the emulator serves.
+    collection = "calendar/events" if "/calendar/events" in ctx.request.path else "events"
+    response.headers["Location"] = (f"{ctx.world.base_url}/v1.0/users/{quote(ctx.params['user'], safe='@')}/"
+                                    f"{collection}/{quote(event.id, safe='')}")
+    return response
 
 
 def _cancelled_occurrences(master: StoredEvent) -> list[str]:
@@ -167,13 +172,14 @@ def update_event(ctx: Ctx) -> Response:
     tenant, mailbox = _mailbox(ctx, write=True)
     body = ctx.json()
     after_store, finish = _respond_with(ctx, 200)
-    service(ctx).update_event(tenant, mailbox, _event_id(ctx), body, after_store)
+    service(ctx).update_event(tenant, mailbox, _event_id(ctx), body, after_store,
+                              if_match=ctx.request.headers.get("If-Match"))
     return finish()
 
 
 def delete_event(ctx: Ctx) -> Response:
     tenant, mailbox = _mailbox(ctx, write=True)
-    service(ctx).delete_event(tenant, mailbox, _event_id(ctx))
+    service(ctx).delete_event(tenant, mailbox, _event_id(ctx), if_match=ctx.request.headers.get("If-Match"))
     return no_content()
 
 

@@ -21,7 +21,8 @@ Control API (no auth):
   "tenant": "<id or domain>"}` -> 201 with the rule (`id`, `hits`, `remaining`, `expired`).
   `path` is searched (regex, case-insensitive) in, or matched (glob) against, the request path
   as sent (`/v1.0/users/{id}/events`, `/{tenant}/oauth2/v2.0/token`) and its decoded form.
-  A 429 without `retry_after` sends `Retry-After: 1`; `"retry_after": null` sends none.
+  A 429 without `retry_after` sends `Retry-After: 1`; `"retry_after": null` sends none; a
+  fraction is sent as given, to the millisecond (`2.128`).
 - `GET /_control/faults` -> `{"value": [rules]}`; `GET|DELETE /_control/faults/{id}`;
   `DELETE /_control/faults` removes every rule.
 """

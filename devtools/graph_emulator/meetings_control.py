@@ -8,7 +8,7 @@ in `timeZone` (default UTC). `recurrence` is Graph's patternedRecurrence object.
 
 | Method | Path (after the mailbox prefix) | Body -> answer |
 |---|---|---|
-| POST | /meetings | `{"subject", "start", "end", "timeZone"?, "rooms"?: [email], "attendees"?: [email], "optionalAttendees"?: [email], "body"?, "sensitivity"?, "showAs"?, "isAllDay"?, "location"?, "recurrence"?, "transactionId"?, "categories"?}` -> 201 `{"event": organizer's event, "copies": [{"mailbox", "event"}]}` (after the rooms answered) |
+| POST | /meetings | `{"subject", "start", "end", "timeZone"?, "rooms"?: [email], "roomPlacement"?: "location"/"attendee", "attendees"?: [email], "optionalAttendees"?: [email], "body"?, "sensitivity"?, "showAs"?, "isAllDay"?, "location"?, "recurrence"?, "transactionId"?, "categories"?}` -> 201 `{"event": organizer's event, "copies": [{"mailbox", "event"}]}` (after the rooms answered). Rooms are resource attendees; with roomPlacement "location" (default) each is also a `conferenceRoom` location with `uniqueId` = its address and `uniqueIdType` "directory"; with "attendee" the location is free text (the first room's name) |
 | PATCH | /meetings/<event_id> | any of the create fields except rooms/attendees (e.g. move: `{"start", "end"}`, rename: `{"subject"}`); an occurrence id edits just that occurrence -> `{"event", "copies"}` |
 | POST | /meetings/<event_id>/rooms | `{"email"}` invites one more room -> `{"event", "copies"}` |
 | DELETE | /meetings/<event_id>/rooms/<email> | takes the room off the invitation -> `{"event", "copies"}` |
@@ -74,7 +74,7 @@ def _room_attendee(tenant: Tenant, email: str) -> dict:
 
 def graph_body(tenant: Tenant, spec: dict, creating: bool) -> dict:
     """Turns the control API's short form into a Graph event body."""
-    allowed = _SIMPLE_FIELDS | ({"rooms", "attendees", "optionalAttendees"} if creating else set())
+    allowed = _SIMPLE_FIELDS | ({"rooms", "attendees", "optionalAttendees", "roomPlacement"} if creating else set())
     unknown = set(spec) - allowed
     if unknown:
         raise bad(f"unknown meeting fields {sorted(unknown)}; known: {sorted(allowed)}")
@@ -93,10 +93,28 @@ def graph_body(tenant: Tenant, spec: dict, creating: bool) -> dict:
         people += [{"type": "optional", "emailAddress": {"address": a}} for a in spec.get("optionalAttendees") or []]
         out["attendees"] = people + rooms
         if rooms and "location" not in out:
-            first = rooms[0]["emailAddress"]
-            out["location"] = {"displayName": first["name"], "locationEmailAddress": first["address"],
-                               "locationType": "conferenceRoom"}
+            out.update(_room_locations(spec, [r["emailAddress"] for r in rooms]))
     return out
+
+
+def _room_locations(spec: dict, rooms: list[dict]) -> dict:
+    """Where Outlook puts rooms picked for a meeting (outlook-calendar-online-meetings, "Conf
+    Room Baker"): each room a `conferenceRoom` location whose uniqueId is its address, type
+    "directory", and no locationEmailAddress. With `"roomPlacement": "attendee"` the rooms stay
+    resource attendees only and the location is what the organizer typed (free text, so
+    `uniqueIdType` "private"), here the first room's name."""
+    placement = spec.get("roomPlacement", "location")
+    if placement == "attendee":
+        return {"location": {"displayName": rooms[0]["name"]}}
+    if placement != "location":
+        raise bad("'roomPlacement' must be 'location' or 'attendee'")
+    places = [{"displayName": room["name"], "locationType": "conferenceRoom", "uniqueId": room["address"],
+               "uniqueIdType": "directory"} for room in rooms]
+    if len(places) == 1:
+        return {"location": places[0], "locations": places}
+    names = "; ".join(place["displayName"] for place in places)
+    return {"location": {"displayName": names, "locationType": "default", "uniqueIdType": "unknown"},
+            "locations": places}
 
 
 def _outcome(ctx: Ctx, tenant: Tenant, event: StoredEvent) -> dict:

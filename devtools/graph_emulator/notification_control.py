@@ -3,9 +3,9 @@ like the rest of `/_control/`). `<tenant>` values accept a tenant id or domain.
 
 | Method | Path | Body / query -> result |
 |---|---|---|
-| GET | /_control/subscriptions | `?tenant=` -> `{"value": [subscription + tenantId, targetKind, targetUserId, createdDateTime, immutableIds, reauthorizedDateTime]}` |
+| GET | /_control/subscriptions | `?tenant=` -> `{"value": [subscription + tenantId, targetKind, targetUserId, createdDateTime, immutableIds, reauthorizedDateTime, resourceForm]}` |
 | GET | /_control/subscriptions/<id> | -> that view |
-| PATCH | /_control/subscriptions/<id> | `{"expires_at": ISO}` or `{"expires_in_seconds": n}`, no lifetime rules -> view (404 afterwards if now past) |
+| PATCH | /_control/subscriptions/<id> | `{"expires_at": ISO}` or `{"expires_in_seconds": n}`, no lifetime rules, and/or `{"resource_form": "path"/"tenant"/"key"}` -> view (404 afterwards if now past) |
 | POST | /_control/subscriptions/<id>/expire | -> 204; gone from then on (Graph answers 404) |
 | DELETE | /_control/subscriptions/<id> | `?notify=true&variant=organizationId` -> 204; notify sends subscriptionRemoved |
 | POST | /_control/subscriptions/<id>/lifecycle | `{"lifecycle_event": "reauthorizationRequired"/"subscriptionRemoved"/"missed", "variant"?: "tenantId"/"organizationId"}` -> 202 (users subscriptions: reauthorizationRequired only, else 400) |
@@ -36,6 +36,7 @@ from devtools.graph_emulator.delivery import delivery_service
 from devtools.graph_emulator.delivery_log import delivery_log
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.notification_settings import GLOBAL_SCOPE, notification_settings, switch_board
+from devtools.graph_emulator.payloads import RESOURCE_FORMS
 from devtools.graph_emulator.state import Change, Tenant, new_outlook_id
 from devtools.graph_emulator.subscription_model import (
     AREA, CHANGE_TYPES, EVENTS, USERS, Subscription, locate, store_of,
@@ -80,19 +81,27 @@ def get_subscription(ctx: Ctx) -> Response:
 
 
 def set_expiry(ctx: Ctx) -> Response:
+    """New expiry and/or the form its event notifications spell `resource` in."""
     _, sub = _subscription(ctx)
     data = body(ctx)
+    form = data.get("resource_form")
+    if form is not None and form not in RESOURCE_FORMS:
+        raise bad(f"resource_form must be one of {', '.join(RESOURCE_FORMS)}")
+    moment = None
     try:
         if data.get("expires_at"):
             moment = parse_graph_datetime(str(data["expires_at"]))
         elif data.get("expires_in_seconds") is not None:
             moment = ctx.world.clock.now() + timedelta(seconds=float(data["expires_in_seconds"]))
-        else:
-            raise bad("give 'expires_at' or 'expires_in_seconds'")
+        elif form is None:
+            raise bad("give 'expires_at', 'expires_in_seconds' or 'resource_form'")
     except (TypeError, ValueError) as exc:
         raise bad(f"bad expiry: {exc}") from None
     with ctx.world.lock:
-        sub.expires_at = moment
+        if moment is not None:
+            sub.expires_at = moment
+        if form is not None:
+            sub.resource_form = form
         return json_response(sub.to_control())
 
 

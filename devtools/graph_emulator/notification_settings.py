@@ -7,6 +7,7 @@ timeouts) through the control API instead of waiting.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,6 +15,7 @@ from devtools.graph_emulator.errors import bad_request
 from devtools.graph_emulator.state import World
 
 SETTINGS_SERVICE = "notification_settings"
+RESOURCE_FORM_SETTINGS = ("path", "tenant", "key", "random")
 SWITCHES_SERVICE = "delivery_switches"
 GLOBAL_SCOPE = "*"
 REORDER_MODES = ("none", "within", "across")
@@ -49,6 +51,10 @@ class NotificationSettings:
     reauthorization_notice_minutes: float = 60.0
     # "tenantId" (documented) or "organizationId" (payload observed in 2026).
     lifecycle_variant: str = "tenantId"
+    # How event notifications spell `resource`, fixed per subscription when it is created:
+    # "path", "tenant", "key" (payloads.RESOURCE_FORMS) or "random" (drawn with the seed below).
+    resource_form: str = "random"
+    resource_form_seed: int = 0
     slow_hold_seconds: float = 600.0
     # Automatic slow/drop states from observed response times (Graph's 10-minute windows).
     auto_health: bool = True
@@ -57,24 +63,31 @@ class NotificationSettings:
     slow_ratio: float = 0.10
     drop_ratio: float = 0.15
     drop_hold_seconds: float = 600.0
+    # Seeded generator behind resource_form "random" (not a setting; reseeded when those change).
+    form_draw: random.Random = field(default_factory=lambda: random.Random(0), repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "form_draw"}
 
     def update_from_json(self, body: dict[str, Any]) -> None:
         """Accepts snake_case (like the rest of the control API) or camelCase names. All or
         nothing: one bad value leaves every setting as it was."""
-        by_camel = {_camel(f.name): f for f in fields(self)}
+        settable = [f for f in fields(self) if f.name != "form_draw"]
+        by_camel = {_camel(f.name): f for f in settable}
         changes: dict[str, Any] = {}
         for key, value in body.items():
-            spec = by_camel.get(key) or next((f for f in fields(self) if f.name == key), None)
+            spec = by_camel.get(key) or next((f for f in settable if f.name == key), None)
             if spec is None:
                 raise bad_request(f"Unknown notification setting '{key}'.")
             changes[spec.name] = _coerce(spec.name, getattr(self, spec.name), value)
         if changes.get("lifecycle_variant", self.lifecycle_variant) not in ("tenantId", "organizationId"):
             raise bad_request("lifecycle_variant must be 'tenantId' or 'organizationId'.")
+        if changes.get("resource_form", self.resource_form) not in RESOURCE_FORM_SETTINGS:
+            raise bad_request(f"resource_form must be one of {', '.join(RESOURCE_FORM_SETTINGS)}.")
         for name, value in changes.items():
             setattr(self, name, value)
+        if "resource_form_seed" in changes or "resource_form" in changes:
+            self.form_draw.seed(self.resource_form_seed)
 
     def backoff_seconds(self, retry_number: int) -> float:
         raw = min(self.backoff_base_seconds * (2 ** max(retry_number - 1, 0)), self.backoff_max_seconds)

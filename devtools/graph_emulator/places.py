@@ -1,10 +1,14 @@
-"""Rooms as Graph places: `GET /places/microsoft.graph.room` and `GET /places/{id | emailAddress}`.
+"""Rooms as Graph places: `GET /places/microsoft.graph.room`, its `/$count`, the room lists
+(`/places/microsoft.graph.roomlist`, `/places/{list email}/microsoft.graph.roomlist/rooms`) and
+`GET /places/{id | emailAddress}`.
 
 Documented behaviour (place-list, room resource): Place.Read.All; default page 100 with `$top`,
 `$skip`, `$select`, `$filter`, `$count`; rooms hidden from the address list are not listed; the
-`id` is mutable (clients should key on `emailAddress` or the stable `placeId`).
-Room properties the tenant model does not hold (tags, accessibility, devices...) live in the
-"places" area and can be set through the control API.
+`id` is mutable (clients should key on `emailAddress` or the stable `placeId`). The type segment
+may be written with the `graph` alias (`/places/graph.room`, `graph.roomList`), the form
+Microsoft's SDKs send; next links keep the spelling the client used.
+Room properties the tenant model does not hold (tags, accessibility, devices, Teams state...)
+live in the "places" area and can be set through the control API.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, Callable
 
 from werkzeug.wrappers import Response
 
+from devtools.graph_emulator import room_lists
 from devtools.graph_emulator.app import Ctx, EmulatorApp, json_response
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.identity import PLACES_READ, authorize
@@ -26,6 +31,8 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "address": None, "geoCoordinates": None, "phone": None, "label": None, "floorLabel": None,
     "isWheelChairAccessible": False, "tags": [], "audioDeviceName": None, "videoDeviceName": None,
     "displayDeviceName": None, "parentId": None,
+    # placeFeatureEnablement: unknown, enabled or disabled (room resource).
+    "teamsEnabledState": "unknown",
 }
 ROOM_PROPERTIES = ("id", "placeId", "emailAddress", "displayName", "nickname", "capacity", "building",
                    "floorNumber", "bookingType", *EXTRA_DEFAULTS)
@@ -124,29 +131,71 @@ def _room_select(ctx: Ctx) -> tuple[str, ...] | None:
     return parse_select(query_option(ctx, "select"), _CANONICAL, (), "microsoft.graph.room") or None
 
 
+def _visible_rooms(ctx: Ctx, tenant: Tenant, among: list[str] | None = None) -> list[Room]:
+    """Listed rooms (not hidden from the address list), `$filter` applied, in a stable order."""
+    matches = compile_room_filter(tenant, query_option(ctx, "filter"))
+    rooms = (r for r in tenant.rooms.values() if not r.hidden_from_gal)
+    if among is not None:
+        wanted = {email.lower() for email in among}
+        rooms = (r for r in rooms if r.email.lower() in wanted)
+    visible = sorted(rooms, key=lambda r: r.email.lower())
+    return [r for r in visible if matches(r)] if matches else visible
+
+
+def _page(ctx: Ctx, items: list, render: Callable[[Any], dict], context: str) -> Response:
+    """One page of a places collection: `$top` (100 by default), `$skip`, `$count=true`."""
+    args = ctx.request.args
+    top = _int_arg(ctx, "top", DEFAULT_PAGE, 1)
+    skip = _int_arg(ctx, "skip", 0, 0)
+    body: dict[str, Any] = {"@odata.context": f"{ctx.world.base_url}/v1.0/$metadata#{context}"}
+    if (query_option(ctx, "count") or "").lower() == "true":
+        body["@odata.count"] = len(items)
+    body["value"] = [render(item) for item in items[skip:skip + top]]
+    if skip + top < len(items):
+        pairs = [(k, v) for k, v in args.items(multi=True) if k.lstrip("$").lower() not in ("skip", "top")]
+        pairs += [("$top", str(top)), ("$skip", str(skip + top))]
+        body["@odata.nextLink"] = f"{ctx.world.base_url}{ctx.request.path}?{query_string(pairs)}"
+    return json_response(body)
+
+
 def list_rooms(ctx: Ctx) -> Response:
     authorize(ctx, PLACES_READ)
     tenant = ctx.caller.tenant
-    args = ctx.request.args
     select = _room_select(ctx)
-    top = _int_arg(ctx, "top", DEFAULT_PAGE, 1)
-    skip = _int_arg(ctx, "skip", 0, 0)
-    count_wanted = (args.get("$count") or "").lower() == "true"
     with ctx.world.lock:
-        matches = compile_room_filter(tenant, query_option(ctx, "filter"))
-        visible = sorted((r for r in tenant.rooms.values() if not r.hidden_from_gal), key=lambda r: r.email.lower())
-        if matches:
-            visible = [r for r in visible if matches(r)]
-        page = visible[skip:skip + top]
-        body: dict[str, Any] = {"@odata.context": f"{ctx.world.base_url}/v1.0/$metadata#places/microsoft.graph.room"}
-        if count_wanted:
-            body["@odata.count"] = len(visible)
-        body["value"] = [render_room(tenant, r, select) for r in page]
-    if skip + top < len(visible):
-        pairs = [(k, v) for k, v in args.items(multi=True) if k.lstrip("$").lower() not in ("skip", "top")]
-        pairs += [("$top", str(top)), ("$skip", str(skip + top))]
-        body["@odata.nextLink"] = f"{ctx.world.base_url}/v1.0/places/microsoft.graph.room?{query_string(pairs)}"
-    return json_response(body)
+        visible = _visible_rooms(ctx, tenant)
+        return _page(ctx, visible, lambda r: render_room(tenant, r, select), "places/microsoft.graph.room")
+
+
+def count_rooms(ctx: Ctx) -> Response:
+    """`/places/microsoft.graph.room/$count`: the number alone, as text (OData `/$count`)."""
+    authorize(ctx, PLACES_READ)
+    with ctx.world.lock:
+        count = len(_visible_rooms(ctx, ctx.caller.tenant))
+    return Response(str(count), mimetype="text/plain")
+
+
+def list_room_lists(ctx: Ctx) -> Response:
+    authorize(ctx, PLACES_READ)
+    tenant = ctx.caller.tenant
+    with ctx.world.lock:
+        lists = sorted(room_lists.room_lists(tenant).values(), key=lambda r: r.email.lower())
+        return _page(ctx, lists, room_lists.render_room_list, "places/microsoft.graph.roomList")
+
+
+def rooms_in_list(ctx: Ctx) -> Response:
+    """The rooms of one room list, which must be addressed by its email address."""
+    authorize(ctx, PLACES_READ)
+    tenant = ctx.caller.tenant
+    select = _room_select(ctx)
+    key = ctx.params["place"]
+    with ctx.world.lock:
+        room_list = room_lists.find_room_list(tenant, key)
+        if room_list is None:
+            raise GraphError(404, "ErrorItemNotFound", f"The room list '{key}' was not found.")
+        members = _visible_rooms(ctx, tenant, among=room_list.room_emails)
+        return _page(ctx, members, lambda r: render_room(tenant, r, select),
+                     f"places('{key}')/microsoft.graph.roomList/rooms")
 
 
 def find_place(tenant: Tenant, key: str) -> Room | None:
@@ -170,6 +219,18 @@ def get_place(ctx: Ctx) -> Response:
     return json_response(body)
 
 
+# OData type segments as clients write them: full namespace or the `graph` alias, and the
+# roomList type name in the docs' lower case or its own camel case.
+ROOM_SEGMENTS = ("microsoft.graph.room", "graph.room")
+ROOM_LIST_SEGMENTS = ("microsoft.graph.roomlist", "microsoft.graph.roomList", "graph.roomList", "graph.roomlist")
+
+
 def register(app: EmulatorApp) -> None:
-    app.route("/v1.0/places/microsoft.graph.room", ["GET"], list_rooms, name="places.rooms")
+    for segment in ROOM_SEGMENTS:
+        app.route(f"/v1.0/places/{segment}", ["GET"], list_rooms, name="places.rooms")
+        for count in ("$count", "%24count"):  # routes match the raw path; some clients encode the `$`
+            app.route(f"/v1.0/places/{segment}/{count}", ["GET"], count_rooms, name="places.rooms.count")
+    for segment in ROOM_LIST_SEGMENTS:
+        app.route(f"/v1.0/places/{segment}", ["GET"], list_room_lists, name="places.roomLists")
+        app.route(f"/v1.0/places/<place>/{segment}/rooms", ["GET"], rooms_in_list, name="places.roomLists.rooms")
     app.route("/v1.0/places/<place>", ["GET"], get_place, name="places.get")

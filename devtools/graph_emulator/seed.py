@@ -12,6 +12,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from devtools.graph_emulator import room_lists
 from devtools.graph_emulator import users as directory_users
 from devtools.graph_emulator.state import (
     AppRegistration, ClientSecret, Room, RoomSettings, Tenant, User, World, new_guid,
@@ -201,16 +202,23 @@ DEMO_ROOMS = (
 
 def seed_demo(world: World, users: int = 20) -> dict[str, str]:
     """One demo tenant: an app registration with the fixed demo credentials (secret valid one
-    year), `users` people (the last one disabled), and five rooms in two time zones."""
+    year), `users` people (the last one disabled), and five rooms in two time zones, with one
+    room list per building (`amsterdam-hq-rooms@...`, `new-york-office-rooms@...`)."""
     tenant = create_tenant(world, DEMO_DOMAIN, display_name="Contoso (demo)", tenant_id=DEMO_TENANT_ID)
     add_app(world, tenant, client_id=DEMO_CLIENT_ID, display_name="roomsync (demo)",
             secret=DEMO_CLIENT_SECRET)
     people = add_users(world, tenant, users, seed=2024)
     if people:
         directory_users.disable_user(world, tenant, people[-1].id)
+    by_building: dict[str, list[str]] = {}
     for alias, name, capacity, building, floor, zone in DEMO_ROOMS:
-        add_room(world, tenant, alias, name, capacity=capacity, building=building, floor_number=floor,
-                 time_zone=zone)
+        room = add_room(world, tenant, alias, name, capacity=capacity, building=building, floor_number=floor,
+                        time_zone=zone)
+        by_building.setdefault(building, []).append(room.email)
+    with world.lock:
+        for building, emails in by_building.items():
+            address = f"{building.lower().replace(' ', '-')}-rooms@{DEMO_DOMAIN}"
+            room_lists.put_room_list(tenant, address, f"{building} rooms", emails)
     return {
         "GRAPH_TENANT_ID": tenant.id,
         "GRAPH_TENANT_DOMAIN": DEMO_DOMAIN,

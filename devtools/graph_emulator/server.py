@@ -2,22 +2,14 @@
 (`python -m devtools.graph_emulator`)."""
 from __future__ import annotations
 
-import logging
 import threading
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from devtools.graph_emulator.areas import create_app
+from devtools.graph_emulator.keep_alive import KeepAliveHandler, OpenConnections
 from devtools.graph_emulator.state import World
 from devtools.graph_emulator.tls import make_certificates, server_context
-
-
-class _QuietHandler(WSGIRequestHandler):
-    # Keep-alive, as Graph's front door offers: without it every request pays a TLS handshake.
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code="-", size="-"):
-        logging.getLogger("graph_emulator.access").debug("%s %s %s", self.command, self.path.split("?")[0], code)
 
 
 class EmulatorServer:
@@ -27,10 +19,11 @@ class EmulatorServer:
         self.app = create_app(self.world)
         self.ca_path, cert_path, key_path = make_certificates(cert_dir)
         self._server: BaseWSGIServer = make_server(
-            host, port, self.app, threaded=True, request_handler=_QuietHandler,
+            host, port, self.app, threaded=True, request_handler=KeepAliveHandler,
             ssl_context=server_context(cert_path, key_path),
         )
         self._server.daemon_threads = True
+        self._server.open_connections = OpenConnections()
         self.port = self._server.socket.getsockname()[1]
         self.base_url = f"https://{host}:{self.port}"
         self.world.base_url = self.base_url
@@ -39,6 +32,11 @@ class EmulatorServer:
     @property
     def authority_host(self) -> str:
         return self.base_url
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted so far: stays put while clients reuse kept-alive ones."""
+        return self._server.open_connections.opened
 
     @property
     def api_base(self) -> str:
@@ -55,6 +53,7 @@ class EmulatorServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.open_connections.close_all()
         for hook in list(self.world.services.get("on_stop", [])):
             hook()
         if self._thread:

@@ -51,6 +51,8 @@ class Subscription:
     reauthorized_at: datetime | None = None
     # Expiry for which the automatic reauthorizationRequired event was already queued.
     reauthorization_notice_for: datetime | None = None
+    # How event notifications spell `resource` ("path", "tenant" or "key"; see payloads).
+    resource_form: str = "path"
 
     @property
     def change_types(self) -> frozenset[str]:
@@ -107,6 +109,7 @@ class Subscription:
             "createdDateTime": graph_datetime(self.created_at),
             "immutableIds": self.immutable_ids,
             "reauthorizedDateTime": graph_datetime(self.reauthorized_at) if self.reauthorized_at else None,
+            "resourceForm": self.resource_form,
         })
         return body
 

@@ -24,6 +24,7 @@ from devtools.graph_emulator.delivery import delivery_service
 from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.identity import CALENDAR_READ, DIRECTORY_READ, Caller, authorize, b64url, b64url_decode
 from devtools.graph_emulator.notification_settings import NotificationSettings, notification_settings
+from devtools.graph_emulator.payloads import choose_resource_form
 from devtools.graph_emulator.state import Tenant
 from devtools.graph_emulator.subscription_model import (
     EVENTS, USERS, Subscription, Target, creator_id_for, new_subscription_id, parse_change_types, parse_resource,
@@ -160,11 +161,13 @@ def create_subscription(ctx: Ctx) -> Response:
             client_state=client_state, expires_at=_expiry(body["expirationDateTime"], target, now, settings),
             created_at=now, tls_version=tls_version,
             immutable_ids=(ctx.prefer("IdType") or "").lower() == "immutableid",
+            resource_form=choose_resource_form(settings.resource_form, settings.form_draw),
         )
         store_of(tenant).by_id[sub.id] = sub
         rendered = sub.to_graph(world.base_url)
     delivery_service(world).ensure_running()
-    return json_response(rendered, status=201)
+    # OData answers a create with the new entity's address (subscription-post-subscriptions).
+    return json_response(rendered, status=201, headers={"Location": f"{world.base_url}/v1.0/subscriptions/{sub.id}"})
 
 
 # ---- read ---------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ concurrent requests, 10,000 requests per 10 minutes and 150 MB of uploads (POST/
 bodies) per 5 minutes; one mailbox over its limit does not affect other mailboxes. Over the
 concurrency limit Outlook answers 429 `ApplicationThrottled` "Application is over its
 MailboxConcurrency limit." (over the upload budget, "...IncomingBytes limit."); over the
-request budget, 429 `TooManyRequests`. Both carry `Retry-After` (seconds). The mailbox is the `{user}` segment of
-`/users/{user}/events|calendar|calendarView...`, resolved to the user's id, so an id and the
-UPN or mail in any letter case count as the same mailbox.
+request budget, 429 `TooManyRequests`. Both carry `Retry-After` in seconds, with a fraction
+when the window frees up between whole seconds (the throttling page's sample sends `2.128`).
+The mailbox is the `{user}` segment of `/users/{user}/events|calendar|calendarView...`,
+resolved to the user's id, so an id and the UPN or mail in any letter case count as the same
+mailbox.
 
 Identity (users): an optional resource-unit budget per app + tenant (3,500 / 5,000 / 8,000 RU per
 10 s by tenant size; `GET users` costs 2, other reads 1, `$select` -1, `$expand` +1, `$top`<20 -1,
@@ -295,11 +297,16 @@ def too_many_requests(ctx: Ctx, err: GraphError) -> Response:
 
 
 def format_retry_after(seconds: float) -> str:
-    return str(max(0, math.ceil(seconds)))
+    """Delta-seconds as Graph writes them: whole (`10`) or with a fraction (`2.128`, the
+    throttling page's sample), rounded up to the millisecond so waiting that long is enough."""
+    millis = max(0, math.ceil(round(seconds * 1000, 6)))
+    whole, fraction = divmod(millis, 1000)
+    return str(whole) if fraction == 0 else f"{whole}.{fraction:03d}".rstrip("0")
 
 
-def _seconds_until(moment: float, now: float) -> int:
-    return max(1, math.ceil(moment - now))
+def _seconds_until(moment: float, now: float) -> float:
+    """The exact wait until a window frees up (so often fractional), at least a millisecond."""
+    return max(0.001, moment - now)
 
 
 def _prune(window: deque, older_than: float) -> None:

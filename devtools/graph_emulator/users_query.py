@@ -1,5 +1,6 @@
-"""`GET /users` and `GET /users/{id | userPrincipalName}`: `$select`, `$filter`, `$top`, `$count`
-and skiptoken paging over the directory's sorted live ids. The reading helpers here ($select,
+"""`GET /users` and `GET /users/{id | userPrincipalName}`: `$select`, `$filter`, `$top`, `$count`,
+`$search` and `$orderby` (users_search), and skiptoken paging: over the directory's sorted live
+ids, or, once `$search` or `$orderby` reorders or narrows the list, over positions in it. The reading helpers here ($select,
 rendering, signed tokens) are shared with users delta and places so all answer alike.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from devtools.graph_emulator.errors import GraphError
 from devtools.graph_emulator.identity import DIRECTORY_READ, authorize, b64url, b64url_decode
 from devtools.graph_emulator.state import User
 from devtools.graph_emulator.users_filter import compile_user_filter
+from devtools.graph_emulator.users_search import compile_order, compile_search
 
 # ---- reading helpers: $select, rendering, query options, signed tokens --------------------------
 
@@ -116,12 +118,15 @@ def decode_token(token: str, key: bytes) -> dict[str, Any] | None:
 
 # ---- GET /users and /users/{id} ------------------------------------------------------------------
 
-_LIST_OPTIONS = {"select", "filter", "top", "skiptoken", "count"}
+_LIST_OPTIONS = {"select", "filter", "top", "skiptoken", "count", "search", "orderby"}
+
+
+def _is_eventual(ctx: Ctx) -> bool:
+    return ctx.request.headers.get("ConsistencyLevel", "").strip().lower() == "eventual"
 
 
 def _is_advanced(ctx: Ctx) -> bool:
-    return (ctx.request.headers.get("ConsistencyLevel", "").lower() == "eventual"
-            and (query_option(ctx, "count") or "").lower() == "true")
+    return _is_eventual(ctx) and (query_option(ctx, "count") or "").lower() == "true"
 
 
 def _page_size(ctx: Ctx) -> int:
@@ -149,32 +154,56 @@ def list_users(ctx: Ctx) -> Response:
         raise GraphError(400, "Request_BadRequest",
                          "$count is only supported with the ConsistencyLevel:eventual header.")
     matches = compile_user_filter(query_option(ctx, "filter"), advanced)
-    after = None
+    searched = compile_search(query_option(ctx, "search"), _is_eventual(ctx))
+    order = compile_order(query_option(ctx, "orderby"), advanced,
+                          narrowed=matches is not None or searched is not None)
+    state = None
     if (raw_skip := query_option(ctx, "skiptoken")) is not None:
         state = decode_token(raw_skip, ctx.world.signing_key)
         if state is None or state.get("t") != tenant.id:
             raise GraphError(400, "Request_BadRequest", "Invalid or expired skip token.")
-        after = state["a"]
     with ctx.world.lock:
         ids = directory(tenant).live_ids
-        position = 0 if after is None else bisect.bisect_right(ids, after)
-        page: list[User] = []
-        while position < len(ids) and len(page) < size:
-            user = tenant.users[ids[position]]
-            position += 1
-            if matches is None or matches(user):
-                page.append(user)
-        more = position < len(ids) and (matches is None or any(
-            matches(tenant.users[i]) for i in itertools.islice(ids, position, None)))
+        if searched is None and order is None:
+            page, more, total, next_state = _page_by_id(tenant, ids, matches, size, state)
+        else:
+            page, more, total, next_state = _page_by_position(tenant, ids, matches, searched, order, size, state)
         body: dict[str, Any] = {"@odata.context": odata_context(ctx, "users", select, DEFAULT_SELECT)}
         if count_wanted:
-            body["@odata.count"] = sum(1 for i in ids if matches is None or matches(tenant.users[i]))
+            body["@odata.count"] = total()
         body["value"] = [render_user(u, select) for u in page]
     if more and page:
         pairs = [(k, v) for k, v in ctx.request.args.items(multi=True) if k.lstrip("$").lower() != "skiptoken"]
-        pairs.append(("$skiptoken", encode_token({"t": tenant.id, "a": page[-1].id}, ctx.world.signing_key)))
+        pairs.append(("$skiptoken", encode_token({"t": tenant.id, **next_state}, ctx.world.signing_key)))
         body["@odata.nextLink"] = f"{ctx.world.base_url}/v1.0/users?{query_string(pairs)}"
     return json_response(body)
+
+
+def _page_by_id(tenant, ids: list[str], matches, size: int, state: dict | None):
+    """Walks the sorted live ids from after the last id served: stable under concurrent changes."""
+    position = 0 if state is None else bisect.bisect_right(ids, state.get("a", ""))
+    page: list[User] = []
+    while position < len(ids) and len(page) < size:
+        user = tenant.users[ids[position]]
+        position += 1
+        if matches is None or matches(user):
+            page.append(user)
+    more = position < len(ids) and (matches is None or any(
+        matches(tenant.users[i]) for i in itertools.islice(ids, position, None)))
+    total = lambda: sum(1 for i in ids if matches is None or matches(tenant.users[i]))  # noqa: E731
+    return page, more, total, {"a": page[-1].id if page else ""}
+
+
+def _page_by_position(tenant, ids: list[str], matches, searched, order, size: int, state: dict | None):
+    """Searched or sorted lists page by position in the list as it is now (an eventual-consistency
+    index, like the one behind Graph's advanced queries)."""
+    users = [tenant.users[i] for i in ids]
+    users = [u for u in users if (matches is None or matches(u)) and (searched is None or searched(u))]
+    if order is not None:
+        users = order(users)
+    start = 0 if state is None else int(state.get("p", 0))
+    page = users[start:start + size]
+    return page, start + size < len(users), lambda: len(users), {"p": start + len(page)}
 
 
 def get_user(ctx: Ctx) -> Response:

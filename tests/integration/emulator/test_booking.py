@@ -260,7 +260,7 @@ def test_control_api_books_moves_and_cancels_like_an_outlook_user(cal, organizer
     event, [copy] = made.json()["event"], made.json()["copies"]
     assert copy["mailbox"] == room.email and copy["event"]["iCalUId"] == event["iCalUId"]
     assert room_status(event, room) == "accepted"
-    assert event["location"]["locationEmailAddress"] == room.email
+    assert (event["location"]["uniqueId"], event["location"]["uniqueIdType"]) == (room.email, "directory")
 
     later = start + timedelta(hours=3)
     moved = cal.control_call("PATCH", organizer.mail, "meetings", q(event["id"]),
