@@ -44,11 +44,11 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def _answer(req: func.HttpRequest, action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     """Runs the action with its ids bound to the log context and the correlation id echoed in
     `x-correlation-id`; refusals become their JSON error, anything else a bare 500."""
-    route = req.route_params
+    named = {**req.params, **req.route_params}  # a route's own ids win over the query's
     with logcontext.bind(correlation_id=logcontext.correlation_from_headers(req.headers),
-                         integration_id=logcontext.safe_id(route.get("integration_id")),
-                         asset_id=logcontext.safe_id(route.get("asset_id")),
-                         reservation_id=logcontext.safe_id(route.get("reservation_id"))) as bound:
+                         integration_id=logcontext.safe_id(named.get("integration_id")),
+                         asset_id=logcontext.safe_id(named.get("asset_id")),
+                         reservation_id=logcontext.safe_id(named.get("reservation_id"))) as bound:
         response = _attempt(req, action)
         response.headers["x-correlation-id"] = bound["correlation_id"]
         return response

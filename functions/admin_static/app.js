@@ -17,6 +17,8 @@
     people: [],
     peopleContinuation: null,
     importAsset: null,
+    confirmingDiscard: new Set(),
+    confirmingDelete: new Set(),
     activeTab: "integrations",
     lastRefresh: {},
     busy: {},
@@ -259,7 +261,9 @@
     const warnings = (status.warnings || integration.warnings || []);
     const progress = el("span", { class: "progress", role: "status" });
     const title = integration.domains.join(", ");
-    const deleteButton = el("button", { type: "button", class: "danger", text: "Delete",
+    const confirming = state.confirmingDelete.has(integration.id);
+    const deleteButton = el("button", { type: "button", class: confirming ? "danger confirm" : "danger",
+                                        text: confirming ? "Confirm delete" : "Delete",
                                         "aria-label": `Delete the integration of ${title}` });
     deleteButton.addEventListener("click", () => confirmDelete(integration, deleteButton, progress));
     return el("article", { class: "card", "aria-label": `Integration ${title}` },
@@ -294,12 +298,14 @@
   }
 
   function confirmDelete(integration, button, progress) {
-    if (!button.classList.contains("confirm")) {
+    if (!state.confirmingDelete.has(integration.id)) {
+      state.confirmingDelete.add(integration.id);
       button.classList.add("confirm");
       button.textContent = "Confirm delete";
       progress.textContent = "This unsubscribes its assets and removes its people. Press again to confirm.";
       return;
     }
+    state.confirmingDelete.delete(integration.id);
     button.disabled = true;
     progress.textContent = "Deleting: unsubscribing assets, removing the integration and its people…";
     api("DELETE", `integrations/${integration.id}`).then((result) => {
@@ -720,10 +726,19 @@
       : el("p", { class: "muted", text: "No dead letters." }));
   }
 
+  // A discard asks for a second press; which letters wait for it survives the list's redraws.
   function deadLetterActions(letter) {
-    const discard = el("button", { type: "button", class: "danger", text: "Discard", "aria-label": `Discard dead letter ${letter.id}` });
+    const confirming = state.confirmingDiscard.has(letter.id);
+    const discard = el("button", { type: "button", class: confirming ? "danger confirm" : "danger",
+                                   text: confirming ? "Confirm discard" : "Discard", "aria-label": `Discard dead letter ${letter.id}` });
     discard.addEventListener("click", async () => {
-      if (!discard.classList.contains("confirm")) { discard.classList.add("confirm"); discard.textContent = "Confirm discard"; return; }
+      if (!state.confirmingDiscard.has(letter.id)) {
+        state.confirmingDiscard.add(letter.id);
+        discard.classList.add("confirm");
+        discard.textContent = "Confirm discard";
+        return;
+      }
+      state.confirmingDiscard.delete(letter.id);
       const result = await api("DELETE", `deadletters/${encodeURIComponent(letter.id)}`);
       notice(result.ok ? "Dead letter discarded." : `Not discarded: ${errorText(result)}`, !result.ok);
       loadSyncLog();

@@ -117,6 +117,7 @@ def test_a_dead_letter_opens_and_is_retried_or_discarded(page, room, storage, ar
 
     first.get_by_role("button", name=re.compile("^Retry dead letter")).click()
     expect(page.locator("#notice")).to_contain_text("Put back on its queue", timeout=WAIT_MS)
+    expect(first).to_have_count(0, timeout=WAIT_MS)
     second = letters.filter(has_text=f"gone-{marker}-discard")
     discard = second.get_by_role("button", name=re.compile("^Discard dead letter"))
     discard.click()
