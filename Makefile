@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test start check bench clean
+.PHONY: setup test start check bench clean reseal-secrets
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ start: setup
 # Starts everything, asks /api/health once, stops (a smoke test of `make start`).
 check: setup
 	$(PY) -m devtools.start --check
+
+# After a SECRET_ENCRYPTION_KEY rotation: re-seal every client secret with the current key.
+# Reads the app settings from the environment (AzureWebJobsStorage..., SECRET_ENCRYPTION_KEY,
+# SECRET_ENCRYPTION_OLD_KEYS); prints counts only.
+reseal-secrets: setup
+	$(PY) -m sync.reseal
 
 bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt

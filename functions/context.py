@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from sync import logcontext
 from sync.health import Probe, probe_table_service
+from sync.redaction import install_log_redaction
 from sync.settings import Settings, load_settings
 from sync.store import connection
 
@@ -23,10 +24,15 @@ T = TypeVar("T")
 
 _lock = threading.RLock()
 _shared: dict[str, Any] = {}
+# Logger levels as they were before settings were applied, restored by reset().
+_levels_before: dict[str, int] = {}
 
-# Loggers of this app's packages follow LOG_LEVEL; the Azure SDK stays at WARNING unless
-# debugging, because its request logs at INFO would drown everything else.
-_APP_LOGGERS = ("functions", "sync", "graph")
+# Loggers of this app follow LOG_LEVEL: the modules of functions/ and sync/ log under their
+# module names, graph/ under "roomsync.graph.*". Libraries stay at WARNING (or quieter) unless
+# debugging: the Azure SDK's request logs at INFO would drown everything else, and msal and
+# urllib3 log every token and connection.
+_APP_LOGGERS = ("functions", "sync", "graph", "roomsync")
+_LIBRARY_LOGGERS = ("azure", "msal", "urllib3")
 
 
 def _once(name: str, build: Callable[[], T]) -> T:
@@ -42,13 +48,9 @@ def settings() -> Settings:
 
 
 def azure_credential():
-    """One DefaultAzureCredential for identity-based storage, so its token cache is shared."""
-    def build():
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential()
-
-    return _once("azure_credential", build)
+    """One credential for identity-based storage, so its token cache is shared: the managed
+    identity named by AzureWebJobsStorage__credential/__clientId, else DefaultAzureCredential."""
+    return _once("azure_credential", lambda: connection.storage_credential(settings().storage))
 
 
 def table_service():
@@ -79,7 +81,8 @@ def graph_access():
         from sync.credentials import GraphAccess, graph_config
         from sync.secret_box import SecretBox
 
-        return GraphAccess(graph_config(settings()), SecretBox(settings().secret_encryption_key))
+        return GraphAccess(graph_config(settings()), SecretBox(settings().secret_encryption_key,
+                                                               settings().secret_encryption_old_keys))
 
     return _once("graph_access", build)
 
@@ -170,10 +173,14 @@ def users_repo():
 
 
 def reset() -> None:
-    """Forget settings and clients (closing them), so the next use reads the environment again."""
+    """Forget settings and clients (closing them), so the next use reads the environment again;
+    logger levels go back to what they were before the settings were applied."""
     with _lock:
         built = list(_shared.values())
         _shared.clear()
+        for name, level in _levels_before.items():
+            logging.getLogger(name).setLevel(level)
+        _levels_before.clear()
     for item in built:
         close = getattr(item, "close", None)
         if callable(close):
@@ -185,9 +192,19 @@ def _storage_credential():
 
 
 def _load_and_apply_settings() -> Settings:
+    install_log_redaction()  # before anything can log a storage URL
     loaded = load_settings()
     logcontext.install()
-    for name in _APP_LOGGERS:
-        logging.getLogger(name).setLevel(loaded.log_level)
-    logging.getLogger("azure").setLevel("DEBUG" if loaded.log_level == "DEBUG" else "WARNING")
+    apply_log_level(loaded.log_level)
     return loaded
+
+
+def apply_log_level(level: str) -> None:
+    """LOG_LEVEL for the app's loggers; libraries at the stricter of WARNING and LOG_LEVEL."""
+    library_level = max(logging.WARNING, logging.getLevelName(level)) if level != "DEBUG" else logging.DEBUG
+    with _lock:
+        for names, wanted in ((_APP_LOGGERS, level), (_LIBRARY_LOGGERS, library_level)):
+            for name in names:
+                logger = logging.getLogger(name)
+                _levels_before.setdefault(name, logger.level)
+                logger.setLevel(wanted)

@@ -11,7 +11,7 @@ from graph.delta import DeltaReader, DeltaRound
 from graph.errors import (
     ApplicationDisabled, BadRequest, ClientSecretExpired, Conflict, ConsentMissing, DeltaExpired,
     FailedDependency, Forbidden, GraphError, InvalidClientCertificate, InvalidClientSecret, NotFound,
-    ServiceUnavailable, Throttled, TokenError, TokenServiceUnavailable, Unauthorized,
+    OutcomeUnknown, ServiceUnavailable, Throttled, TokenError, TokenServiceUnavailable, Unauthorized,
     UnknownApplication, UnknownTenant,
 )
 
@@ -19,7 +19,7 @@ __all__ = [
     "AppTokenProvider", "ApplicationDisabled", "BadRequest", "BatchRequest", "BatchResult",
     "ClientSecretExpired", "Conflict", "ConsentMissing", "Credential", "DeltaExpired", "DeltaReader",
     "DeltaRound", "FailedDependency", "Forbidden", "GraphClient", "GraphConfig", "GraphError",
-    "InvalidClientCertificate", "InvalidClientSecret", "NotFound", "Reply", "ServiceUnavailable",
+    "InvalidClientCertificate", "InvalidClientSecret", "NotFound", "OutcomeUnknown", "Reply", "ServiceUnavailable",
     "StaticTokenProvider", "Throttled", "TokenError", "TokenServiceUnavailable", "Unauthorized",
     "UnknownApplication", "UnknownTenant", "run_batch", "token_roles",
 ]

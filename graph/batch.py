@@ -8,6 +8,12 @@ https://learn.microsoft.com/en-us/graph/json-batching
   items (429 with their own Retry-After) must be retried by the client — SDK retry handlers do
   not. We retry them (and the items that failed only because they depended on them) after the
   longest Retry-After, within the call's wait budget.
+
+Retry safety (graph/retry.py) applies per item and to the batch as a whole: an item answered
+503/504 is resent only if it is safe to send twice, and any other 5xx of an unsafe item becomes
+OutcomeUnknown. The `POST /$batch` itself is resent after a failure that may have been applied
+only when every item in it is safe; otherwise its unsafe items come back as OutcomeUnknown
+(and its safe items as ServiceUnavailable, to be sent again later).
 """
 from __future__ import annotations
 
@@ -17,8 +23,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import unquote
 
-from graph.errors import GraphError, Throttled, error_from_response, header_value
-from graph.retry import RETRYABLE_STATUSES, RetryBudget, parse_retry_after
+from graph.errors import (
+    GraphError, OutcomeUnknown, ServiceUnavailable, Throttled, error_from_response, header_value,
+)
+from graph.http import loggable_url
+from graph.retry import (
+    NOT_APPLIED_STATUSES, RETRYABLE_STATUSES, RetryBudget, is_retry_safe, may_have_been_applied,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from graph.client import GraphClient
@@ -38,13 +50,21 @@ _USER_PATH = re.compile(r"^/?(?:users|Users)/([^/?]+)/([^/?(]+)")
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """One request in a batch. `url` is relative to the API version, e.g. "/users/{id}/events"."""
+    """One request in a batch. `url` is relative to the API version, e.g. "/users/{id}/events".
+
+    `retry_safe` as for GraphClient.request: None decides by method and If-Match, True for a
+    POST that carries a transactionId."""
     method: str
     url: str
     body: Any = None
     headers: Mapping[str, str] | None = None
     depends_on: str | None = None
     id: str | None = None
+    retry_safe: bool | None = None
+
+    @property
+    def safe_to_resend(self) -> bool:
+        return is_retry_safe(self.method, self.headers, self.retry_safe)
 
 
 @dataclass
@@ -236,8 +256,17 @@ class BatchRunner:
             if mailbox:
                 chains_per_mailbox.setdefault(self.client.mailbox_key(mailbox), set()).add(chain_of[i])
         claim = {key: len(found) for key, found in chains_per_mailbox.items()}
-        reply = self.client.request("POST", "/$batch", json={"requests": wire}, mailbox_slots=claim)
+        whole_batch_safe = all(requests[i].safe_to_resend for i in members)
         self.batches_sent += 1
+        try:
+            reply = self.client.request("POST", "/$batch", json={"requests": wire}, mailbox_slots=claim,
+                                        retry_safe=whole_batch_safe)
+        except OutcomeUnknown as unknown:
+            log.warning("batch: a batch of %d requests may or may not have been applied (%s)", len(members),
+                        unknown.cause)
+            for i in members:
+                results[i] = BatchResult(ids[i], requests[i], unknown.status, error=_unanswered(requests[i], unknown))
+            return
         answers = {str(a.get("id", "")).lower(): a for a in (reply.json().get("responses") or [])
                    if isinstance(a, dict)}
         for i in members:
@@ -253,15 +282,21 @@ class BatchRunner:
             if status >= 400 or status == 0:
                 retry_after = parse_retry_after(header_value(headers, "Retry-After"), self.client.clock())
                 error = error_from_response(status, body, headers, retry_after=retry_after)
+                if may_have_been_applied(status) and not requests[i].safe_to_resend:
+                    error = OutcomeUnknown(requests[i].method.upper(), loggable_url(requests[i].url),
+                                           f"Graph answered {status} {error.code}", status=status,
+                                           retry_after=retry_after or 0.0, request_id=error.request_id,
+                                           client_request_id=error.client_request_id)
             results[i] = BatchResult(ids[i], requests[i], status, headers, body, error)
 
     @staticmethod
     def _to_retry(ids: Sequence[str], requests: Sequence[BatchRequest], pending: Sequence[int],
                   results: dict[int, BatchResult]) -> list[int]:
-        """Throttled items, plus items that failed with 424 because something they depend on
-        is being retried."""
+        """Throttled items and 503/504 items that are safe to resend, plus items that failed with
+        424 because something they depend on is being retried."""
         index_of = {item_id.lower(): i for i, item_id in enumerate(ids)}
-        retry = {i for i in pending if results[i].status in RETRYABLE_STATUSES}
+        retry = {i for i in pending if results[i].status in NOT_APPLIED_STATUSES or (
+            results[i].status in RETRYABLE_STATUSES and requests[i].safe_to_resend) or _batch_unanswered(results[i])}
         changed = True
         while changed:
             changed = False
@@ -272,6 +307,25 @@ class BatchRunner:
                     retry.add(i)
                     changed = True
         return sorted(retry)
+
+
+_UNANSWERED = "BatchOutcomeUnknown"
+
+
+def _batch_unanswered(result: BatchResult) -> bool:
+    return isinstance(result.error, ServiceUnavailable) and result.error.code == _UNANSWERED
+
+
+def _unanswered(request: BatchRequest, unknown: OutcomeUnknown) -> GraphError:
+    """The result of an item whose whole batch may or may not have been applied."""
+    if request.safe_to_resend:
+        return ServiceUnavailable(unknown.status, _UNANSWERED, "the batch it travelled in got no "
+                                  "usable answer; send it again", retry_after=unknown.retry_after,
+                                  client_request_id=unknown.client_request_id)
+    return OutcomeUnknown(request.method.upper(), loggable_url(request.url),
+                          f"its $batch request failed ({unknown.cause})", status=unknown.status,
+                          retry_after=unknown.retry_after, request_id=unknown.request_id,
+                          client_request_id=unknown.client_request_id)
 
 
 def run_batch(client: "GraphClient", requests: Sequence[BatchRequest],

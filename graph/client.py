@@ -3,6 +3,8 @@
 Implements Graph's client guidance:
 - throttling: honour Retry-After on 429/503/504, back off exponentially without it
   (https://learn.microsoft.com/en-us/graph/throttling);
+- retry safety: a request that may have been applied is resent only when that is harmless
+  (graph/retry.py `is_retry_safe`); otherwise the caller gets OutcomeUnknown and looks it up;
 - errors: branch on status and `error.code`; keep request-id/client-request-id for support
   (https://learn.microsoft.com/en-us/graph/errors);
 - paging: follow `@odata.nextLink` verbatim (https://learn.microsoft.com/en-us/graph/paging).
@@ -24,17 +26,17 @@ import urllib3
 from graph.auth import TokenSource
 from graph.concurrency import MailboxLimiter, mailbox_key, shared_limiter
 from graph.config import GraphConfig
-from graph.errors import GraphError, ServiceUnavailable, error_from_response
+from graph.errors import GraphError, OutcomeUnknown, ServiceUnavailable, error_from_response
 from graph.http import GraphSession, loggable_url
 from graph.paging import iter_items, iter_pages
 from graph.paths import query_string
 from graph.retry import (
-    RETRYABLE_STATUSES, Backoff, RetryBudget, Sleeper, next_wait, parse_retry_after, real_sleep,
+    RETRYABLE_STATUSES, Backoff, RetryBudget, Sleeper, is_retry_safe, may_have_been_applied, next_wait,
+    parse_retry_after, real_sleep,
 )
 
 log = logging.getLogger("roomsync.graph.http")
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
 # A guard against a server that answers "retry after 0" forever.
 MAX_ATTEMPTS = 50
 
@@ -106,13 +108,17 @@ class GraphClient:
 
     def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None, headers: Mapping[str, str] | None = None,
-                mailbox: str | None = None, idempotent: bool | None = None,
+                mailbox: str | None = None, retry_safe: bool | None = None,
                 max_retry_wait: float | None = None,
                 mailbox_slots: Mapping[tuple[str, str], int] | None = None) -> Reply:
         """Sends one logical call, retrying transient failures within the wait budget.
 
-        `idempotent` (default: by method) says whether a request that may have reached Graph can
-        be sent again after a read timeout, e.g. a POST that carries a transactionId.
+        `retry_safe` says whether the request may be sent again after a failure that leaves open
+        whether Graph applied it (a read timeout, a connection dropped after sending, a 5xx).
+        By default GET/HEAD/OPTIONS/PUT/DELETE are safe, and PATCH/POST only with an If-Match
+        header; pass True for a POST that Graph deduplicates (a transactionId in the body).
+        An unsafe request that fails that way raises OutcomeUnknown instead of being resent;
+        a 429 and a connection that was never made are retried for every request.
         `mailbox_slots` claims several mailbox slots at once (a $batch); slots are held only
         while the request is on the wire, never while waiting to retry.
 
@@ -122,15 +128,15 @@ class GraphClient:
         url = self.url(path_or_url)
         if params:
             url += ("&" if "?" in url else "?") + query_string(params)
-        if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS
+        safe = is_retry_safe(method, headers, retry_safe)
         budget = RetryBudget(self.config.max_retry_wait if max_retry_wait is None else max_retry_wait)
         client_request_id = str(uuid.uuid4())
         claim = dict(mailbox_slots or {})
         if mailbox:
             key = self.mailbox_key(mailbox)
             claim[key] = claim.get(key, 0) + 1
-        call = f"{method} {loggable_url(url)}"
+        path = loggable_url(url)
+        call = f"{method} {path}"
         retries = 0
         refreshed = False
         for _ in range(MAX_ATTEMPTS):
@@ -150,10 +156,10 @@ class GraphClient:
                 raise GraphError(0, "TlsError", "the TLS connection to Graph failed; check the "
                                  "CA bundle setting", client_request_id=client_request_id) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if not idempotent and not _never_sent(exc):
-                    log.warning("%s no answer (%s); not resent", call, type(exc).__name__)
-                    raise GraphError(0, type(exc).__name__, "no answer from Graph; the request may or "
-                                     "may not have been applied", client_request_id=client_request_id) from None
+                if not safe and not _never_sent(exc):
+                    log.warning("%s no answer (%s); not resent, the outcome is unknown", call, type(exc).__name__)
+                    raise OutcomeUnknown(method, path, f"no answer from Graph ({type(exc).__name__})",
+                                         client_request_id=client_request_id) from None
                 retries += 1
                 wait = self.backoff.delay(retries)
                 self._wait_or_raise(budget, wait, f"{call} failed: {type(exc).__name__}", lambda: ServiceUnavailable(
@@ -174,6 +180,13 @@ class GraphClient:
                 self.tokens.invalidate(token)
                 refreshed = True
                 continue
+            if not safe and may_have_been_applied(status):
+                error = error_from_response(status, body, response.headers)
+                log.warning("%s %s; not resent, the outcome is unknown", outcome, error.code)
+                raise OutcomeUnknown(
+                    method, path, f"Graph answered {status} {error.code}", status=status,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock()) or 0.0,
+                    request_id=error.request_id, client_request_id=error.client_request_id or client_request_id)
             if status in RETRYABLE_STATUSES:
                 retries += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
@@ -204,13 +217,14 @@ class GraphClient:
         return self.request("GET", path_or_url, params=params, headers=headers, mailbox=mailbox).json()
 
     def post(self, path_or_url: str, json: Any = None, *, headers: Mapping[str, str] | None = None,
-             mailbox: str | None = None, idempotent: bool | None = None) -> Reply:
+             mailbox: str | None = None, retry_safe: bool | None = None) -> Reply:
         return self.request("POST", path_or_url, json=json, headers=headers, mailbox=mailbox,
-                            idempotent=idempotent)
+                            retry_safe=retry_safe)
 
     def patch(self, path_or_url: str, json: Any, *, headers: Mapping[str, str] | None = None,
-              mailbox: str | None = None) -> Reply:
-        return self.request("PATCH", path_or_url, json=json, headers=headers, mailbox=mailbox)
+              mailbox: str | None = None, retry_safe: bool | None = None) -> Reply:
+        return self.request("PATCH", path_or_url, json=json, headers=headers, mailbox=mailbox,
+                            retry_safe=retry_safe)
 
     def delete(self, path_or_url: str, *, headers: Mapping[str, str] | None = None,
                mailbox: str | None = None) -> Reply:

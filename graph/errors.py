@@ -83,6 +83,26 @@ class FailedDependency(GraphError):
     """424 in a JSON batch: the item was skipped because the item it depends on failed."""
 
 
+class OutcomeUnknown(GraphError):
+    """A request that is not safe to send twice failed in a way that leaves open whether Graph
+    applied it (no answer after it was sent, the connection dropped, a 5xx), so it was not resent.
+
+    The caller resolves it with a look-up (say, find the event by its extended property or the
+    subscription by its notification URL) before deciding to send it again. Carries the method,
+    the path (query parameter names only, as in the logs) and a short cause; never the token or
+    the body. `retry_after` is Graph's advice when it gave one (a 503's Retry-After), else 0."""
+
+    def __init__(self, method: str, path: str, cause: str, *, status: int = 0, retry_after: float = 0.0,
+                 request_id: str | None = None, client_request_id: str | None = None) -> None:
+        super().__init__(status, "OutcomeUnknown", f"{method} {path}: {cause}; it may or may not have been "
+                         "applied, so it was not resent (look it up before sending it again)",
+                         request_id=request_id, client_request_id=client_request_id)
+        self.method = method
+        self.path = path
+        self.cause = cause
+        self.retry_after = max(0.0, float(retry_after or 0.0))
+
+
 _BY_STATUS: dict[int, type[GraphError]] = {
     400: BadRequest,
     401: Unauthorized,

@@ -78,8 +78,9 @@ def create_event(client: "GraphClient", mailbox: str, event: Mapping[str, Any], 
                  tag_value: str | None = None) -> dict:
     """Creates an event in `mailbox`'s calendar (201 + the event).
 
-    `transaction_id` makes the POST idempotent on Graph's side, so it is safe to resend after a
-    timeout; `tag`/`tag_value` store our own reference on the event."""
+    `transaction_id` makes the POST idempotent on Graph's side (a second copy returns the first
+    event), so it is declared retry-safe and resent after a timeout or a 5xx; `tag`/`tag_value`
+    store our own reference on the event."""
     body = dict(event)
     body["transactionId"] = transaction_id
     if tag is not None:
@@ -87,13 +88,22 @@ def create_event(client: "GraphClient", mailbox: str, event: Mapping[str, Any], 
             raise ValueError("tag_value is required with tag")
         props = [p for p in body.get("singleValueExtendedProperties") or [] if p.get("id") != tag.id]
         body["singleValueExtendedProperties"] = [*props, {"id": tag.id, "value": tag_value}]
-    reply = client.post(_events(mailbox), body, headers=outlook_headers(), mailbox=mailbox, idempotent=True)
+    reply = client.post(_events(mailbox), body, headers=outlook_headers(), mailbox=mailbox, retry_safe=True)
     return reply.json()
 
 
-def update_event(client: "GraphClient", mailbox: str, event_id: str, changes: Mapping[str, Any]) -> dict:
-    """PATCH with only the changed properties; returns the updated event."""
-    reply = client.patch(_event(mailbox, event_id), dict(changes), headers=outlook_headers(), mailbox=mailbox)
+def update_event(client: "GraphClient", mailbox: str, event_id: str, changes: Mapping[str, Any], *,
+                 if_match: str | None = None) -> dict:
+    """PATCH with only the changed properties; returns the updated event.
+
+    Without `if_match` (the event's @odata.etag) the PATCH is not resent after a failure that
+    may have been applied (OutcomeUnknown): a second copy could overwrite an organizer's edit
+    made in between and sends attendees another update. With it, Graph refuses a second copy
+    (Conflict), so it is resent; a Conflict after such a retry may mean the first one landed."""
+    headers = outlook_headers()
+    if if_match:
+        headers["If-Match"] = if_match
+    reply = client.patch(_event(mailbox, event_id), dict(changes), headers=headers, mailbox=mailbox)
     return reply.json()
 
 
@@ -109,7 +119,10 @@ def delete_event(client: "GraphClient", mailbox: str, event_id: str) -> bool:
 def decline_event(client: "GraphClient", mailbox: str, event_id: str, *, comment: str | None = None,
                   send_response: bool = True) -> None:
     """The mailbox declines the meeting (202, no body)
-    (https://learn.microsoft.com/en-us/graph/api/event-decline)."""
+    (https://learn.microsoft.com/en-us/graph/api/event-decline).
+
+    Not retry-safe: a second decline sends the organizer a second response, so a failure that
+    may have been applied raises OutcomeUnknown (look at the event's responseStatus)."""
     body: dict[str, Any] = {"sendResponse": send_response}
     if comment:
         body["comment"] = comment

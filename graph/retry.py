@@ -5,6 +5,12 @@ back off exponentially; 503 and 504 are transient too and may carry Retry-After
 (https://learn.microsoft.com/en-us/graph/throttling). Waiting is bounded per call: once the next
 wait would push the total past the budget, the call gives up with the wait it would have needed,
 so the caller can schedule the work for later instead of holding a worker.
+
+Which requests may be sent again after a failure that does not prove they were not applied
+(no answer, a dropped connection, a 5xx) is decided by `is_retry_safe`: GET, HEAD, OPTIONS, PUT
+and DELETE are idempotent; PATCH and POST only when an If-Match header makes a second copy fail
+instead of applying twice, or when the caller declares it (a POST whose body carries a
+transactionId). A 429 is always retried: Graph refused the request without applying it.
 """
 from __future__ import annotations
 
@@ -13,9 +19,30 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 RETRYABLE_STATUSES = frozenset({429, 503, 504})
+# Graph did not apply a throttled request: any request may be sent again after a 429.
+NOT_APPLIED_STATUSES = frozenset({429})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def is_retry_safe(method: str, headers: Mapping[str, str] | None = None, declared: bool | None = None) -> bool:
+    """Whether a request that may already have been applied can be sent again.
+
+    `declared` is the caller's word and wins (True for a POST with a transactionId, False for a
+    call whose repetition would be visible); otherwise idempotent methods are safe and PATCH or
+    POST only with If-Match."""
+    if declared is not None:
+        return declared
+    if method.upper() in IDEMPOTENT_METHODS:
+        return True
+    return any(name.lower() == "if-match" for name in (headers or {}))
+
+
+def may_have_been_applied(status: int) -> bool:
+    """A failure status after which an unsafe request must not be resent blindly: any 5xx."""
+    return status >= 500
 
 
 class Sleeper(Protocol):

@@ -89,7 +89,11 @@ def create_subscription(client: "GraphClient", *, resource: str, change_type: st
     """Creates a subscription with the longest lifetime Graph accepts (201 + subscription).
 
     Graph validates the notification URL(s) before answering (a 400 ValidationError/
-    InvalidRequest when the endpoint does not echo the token within 10 s)."""
+    InvalidRequest when the endpoint does not echo the token within 10 s).
+
+    Not retry-safe: subscriptions have no transactionId, so a second POST after a timeout or a
+    5xx could leave two subscriptions. Such a failure raises OutcomeUnknown; resolve it with
+    `list_subscriptions` (match resource and notificationUrl) before creating again."""
     if len(client_state) > 128:
         raise ValueError("clientState is limited to 128 characters")
     body: dict[str, Any] = {
@@ -113,19 +117,22 @@ def renew_subscription(client: "GraphClient", subscription_id: str, *, resource:
                        lifetime_minutes: int | None = None) -> dict:
     """Extends the expiry (PATCH, 200 + subscription); this also reauthorizes it.
 
-    NotFound means the subscription is gone (expired or removed): create a new one and resync."""
+    NotFound means the subscription is gone (expired or removed): create a new one and resync.
+    Declared retry-safe: the PATCH sets one absolute value that only this app writes, so a second
+    copy leaves the same state as one."""
 
     def send(expiry: str) -> dict:
         return client.patch(f"/subscriptions/{segment(subscription_id)}",
-                            {"expirationDateTime": expiry}).json()
+                            {"expirationDateTime": expiry}, retry_safe=True).json()
 
     return _with_clamp(client, resource, lifetime_minutes, send)
 
 
 def reauthorize_subscription(client: "GraphClient", subscription_id: str) -> None:
     """Answers a reauthorizationRequired lifecycle event (204). Do not also renew the same
-    subscription within 10 minutes; a renewal reauthorizes by itself."""
-    client.post(f"/subscriptions/{segment(subscription_id)}/reauthorize")
+    subscription within 10 minutes; a renewal reauthorizes by itself.
+    Declared retry-safe: reauthorizing twice leaves the same state as once."""
+    client.post(f"/subscriptions/{segment(subscription_id)}/reauthorize", retry_safe=True)
 
 
 def delete_subscription(client: "GraphClient", subscription_id: str) -> bool:

@@ -19,7 +19,7 @@ from graph import (
     UnknownApplication, UnknownTenant, token_roles,
 )
 from sync.model import CREDENTIALS_INVALID, USERS_AND_CALENDARS, USERS_ONLY, Integration, iso_utc
-from sync.secret_box import SecretBox, SecretDecryptionError
+from sync.secret_box import SecretBinding, SecretBox, SecretUnreadable
 from sync.settings import Settings
 from sync.store.errors import ConflictError
 from sync.store.integrations_repo import IntegrationsRepo
@@ -65,12 +65,12 @@ class PermissionMissing(Exception):
                          f"add it under API permissions, grant admin consent, then try again")
 
 
-class StoredSecretUnreadable(Exception):
-    """The sealed secret does not decrypt (the encryption key changed, or the row was tampered with)."""
+# The operator alarm an integration's status shows while its stored secret cannot be opened.
+SECRET_UNREADABLE = "secret_unreadable"
 
-    def __str__(self) -> str:
-        return ("the stored client secret cannot be decrypted (was SECRET_ENCRYPTION_KEY changed?); "
-                "set the client secret again")
+
+def binding_of(integration_id: str, tenant_id: str, client_id: str) -> SecretBinding:
+    return SecretBinding(integration_id=integration_id, tenant_id=tenant_id, client_id=client_id)
 
 
 class GraphAccess:
@@ -93,23 +93,41 @@ class GraphAccess:
             raise PermissionMissing([USER_READ], roles)
         return GrantedAccess(roles)
 
-    def seal(self, client_secret: str, integration_id: str) -> str:
-        return self._box.seal(client_secret, integration_id)
+    def seal(self, client_secret: str, integration_id: str, *, tenant_id: str, client_id: str) -> str:
+        """The secret sealed with the current key, bound to the integration, tenant and app."""
+        return self._box.seal(client_secret, binding_of(integration_id, tenant_id, client_id))
+
+    def open_secret(self, integration: Integration) -> str:
+        """The plaintext secret; SecretUnreadable (an operator's problem) when no key opens it."""
+        return self._box.open(integration.sealed_secret,
+                              binding_of(integration.id, integration.tenant_id, integration.client_id))
+
+    def operator_alarm(self, integration: Integration) -> str | None:
+        """`secret_unreadable` while no configured key opens the integration's secret, else None."""
+        try:
+            self.open_secret(integration)
+        except SecretUnreadable as error:
+            log.error("integration %s: %s", integration.id, error)
+            return SECRET_UNREADABLE
+        return None
 
     def client_for(self, integration: Integration) -> GraphClient:
         """A Graph client for one run (close it when done); tokens come from the process-wide
-        MSAL app of this tenant, app and secret."""
-        try:
-            secret = self._box.open(integration.sealed_secret, integration.id)
-        except SecretDecryptionError:
-            raise StoredSecretUnreadable() from None
-        provider = AppTokenProvider(self.config, integration.tenant_id, integration.client_id, secret)
+        MSAL app of this tenant, app and secret.
+
+        Raises SecretUnreadable when the stored secret cannot be opened: the key configuration
+        is wrong (SECRET_ENCRYPTION_OLD_KEYS lacks the key that sealed it) or the row was altered,
+        which the operator must fix; it is not a credentials problem of the customer."""
+        provider = AppTokenProvider(self.config, integration.tenant_id, integration.client_id,
+                                    self.open_secret(integration))
         return GraphClient(self.config, provider)
 
 
 def is_credentials_problem(error: BaseException) -> bool:
     """True for failures an admin must fix in the app registration or the integration."""
-    if isinstance(error, (PermissionMissing, StoredSecretUnreadable)):
+    if isinstance(error, SecretUnreadable):
+        return False  # the operator's key configuration, not the customer's app registration
+    if isinstance(error, PermissionMissing):
         return True
     if isinstance(error, TokenServiceUnavailable):
         return False
@@ -117,6 +135,11 @@ def is_credentials_problem(error: BaseException) -> bool:
         return True
     # Graph refusing the directory read means the permission was revoked after onboarding.
     return isinstance(error, Forbidden)
+
+
+def operator_alarm_of(error: BaseException) -> str | None:
+    """The operator alarm a run's failure raises, if any (`secret_unreadable`)."""
+    return SECRET_UNREADABLE if isinstance(error, SecretUnreadable) else None
 
 
 def credentials_reason(error: BaseException) -> str:

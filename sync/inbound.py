@@ -15,6 +15,9 @@ and one transaction clearing the outbox.
 from __future__ import annotations
 
 import logging
+import random
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
@@ -32,7 +35,7 @@ from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
 
-MAX_PLAN_ROUNDS = 8
+MAX_PLAN_ROUNDS = 12
 DEFAULT_HORIZON_DAYS = 90
 
 
@@ -67,8 +70,13 @@ class ItemReport:
 class InboundSync:
     def __init__(self, *, integrations, assets, reservations: ReservationsRepo, users, access,
                  outbox: ReservationEventOutbox, synclog: SyncLog, horizon_days: int = DEFAULT_HORIZON_DAYS,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, pause: Callable[[float], None] = time.sleep) -> None:
         self.integrations = integrations
+        self.pause = pause  # jittered back-off between lost races on the asset's lock
+        # Workers of one process take turns per asset, so they queue instead of racing for the
+        # lock row; the row's ETag still settles races between processes.
+        self._turns: dict[str, threading.Lock] = {}
+        self._turns_guard = threading.Lock()
         self.assets = assets
         self.reservations = reservations
         self.users = users
@@ -170,13 +178,24 @@ class InboundSync:
                 self._apply(client, integration, asset, reservation.room_event_id, None, report)
 
     # deciding and writing -----------------------------------------------------------------------
+    def _turn(self, asset: Asset) -> threading.Lock:
+        with self._turns_guard:
+            return self._turns.setdefault(asset.id, threading.Lock())
+
     def _apply(self, client: GraphClient, integration: Integration, asset: Asset, event_id: str,
                event: RoomEvent | None, report: ItemReport, *, importing: bool = False,
                may_decline: bool = True) -> Decision:
+        with self._turn(asset):
+            return self._apply_in_turn(client, integration, asset, event_id, event, report, importing=importing,
+                                       may_decline=may_decline)
+
+    def _apply_in_turn(self, client: GraphClient, integration: Integration, asset: Asset, event_id: str,
+                       event: RoomEvent | None, report: ItemReport, *, importing: bool,
+                       may_decline: bool) -> Decision:
         organizer, active = self._organizer(integration, event)
         subject = None
         policy = policy_of(integration)
-        for _ in range(MAX_PLAN_ROUNDS):
+        for attempt in range(MAX_PLAN_ROUNDS):
             lock_etag, version = self.reservations.lock(asset.integration_id, asset.id)
             linked = self.reservations.find(asset.integration_id, asset.id, room_event_id=event_id,
                                             ical_uid=event.ical_uid if event else None)
@@ -202,6 +221,7 @@ class InboundSync:
                                              [decision.after] if decision.writes else [],
                                              [published] if published else [], extra)
                 except ConflictError:
+                    self.pause(min(1.0, random.uniform(0, 0.02 * 2 ** attempt)))
                     continue
             if decision.kind == DECLINE and event is not None:
                 self._decline(client, asset, event, decision.comment)

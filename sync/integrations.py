@@ -63,7 +63,8 @@ class IntegrationService:
         integration_id = self.new_id()
         integration = Integration(
             id=integration_id, domains=draft.domains, tenant_id=draft.tenant_id, client_id=draft.client_id,
-            sealed_secret=self.access.seal(draft.client_secret, integration_id),
+            sealed_secret=self.access.seal(draft.client_secret, integration_id, tenant_id=draft.tenant_id,
+                                           client_id=draft.client_id),
             secret_expires_at=draft.secret_expires_at, status=ACTIVE, status_reason=None, status_changed_at=now,
             mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
             options=IntegrationOptions(**draft.options), created_at=now, activated_at=now, updated_at=now)
@@ -139,6 +140,7 @@ class IntegrationService:
             "status": integration.status,
             "status_reason": integration.status_reason,
             "status_changed_at": iso_utc(integration.status_changed_at),
+            "operator_alarm": self.access.operator_alarm(integration),
             "mode": integration.mode,
             "users": {"active": summary.active, "total": summary.total},
             "user_sync": {
@@ -169,7 +171,9 @@ class IntegrationService:
         resume = False
         if patch.client_secret is not None:
             granted = self._try_credentials(integration.tenant_id, integration.client_id, patch.client_secret)
-            integration = replace(integration, sealed_secret=self.access.seal(patch.client_secret, integration.id),
+            integration = replace(integration, sealed_secret=self.access.seal(
+                                      patch.client_secret, integration.id, tenant_id=integration.tenant_id,
+                                      client_id=integration.client_id),
                                   mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
                                   secret_expires_at=None if patch.secret_expires_at is UNSET else patch.secret_expires_at)
             if integration.status == CREDENTIALS_INVALID:

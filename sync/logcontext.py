@@ -106,7 +106,7 @@ def install() -> None:
     """Makes every record carry the bound fields and gives formatter-less root handlers the
     context formatter. Idempotent: a second call changes nothing."""
     global _installed_factory
-    if _installed_factory is None or logging.getLogRecordFactory() is not _installed_factory:
+    if _installed_factory is None:  # once per process, whatever other factories wrap it later
         previous = logging.getLogRecordFactory()
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:

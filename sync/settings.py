@@ -35,11 +35,14 @@ STORAGE = "AzureWebJobsStorage"
 STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
 STORAGE_TABLE_SERVICE_URI = "AzureWebJobsStorage__tableServiceUri"
 STORAGE_QUEUE_SERVICE_URI = "AzureWebJobsStorage__queueServiceUri"
+STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"
+STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
 PUBLIC_BASE_URL = "PUBLIC_BASE_URL"
 GRAPH_AUTHORITY_HOST = "GRAPH_AUTHORITY_HOST"
 GRAPH_API_BASE = "GRAPH_API_BASE"
 GRAPH_CA_BUNDLE = "GRAPH_CA_BUNDLE"
 SECRET_ENCRYPTION_KEY = "SECRET_ENCRYPTION_KEY"
+SECRET_ENCRYPTION_OLD_KEYS = "SECRET_ENCRYPTION_OLD_KEYS"
 USER_SYNC_SCHEDULE = "USER_SYNC_SCHEDULE"
 SUBSCRIPTION_RENEWAL_SCHEDULE = "SUBSCRIPTION_RENEWAL_SCHEDULE"
 RECURRENCE_SCHEDULE = "RECURRENCE_SCHEDULE"
@@ -51,11 +54,14 @@ SETTING_NAMES: tuple[str, ...] = (
     STORAGE_ACCOUNT_NAME,
     STORAGE_TABLE_SERVICE_URI,
     STORAGE_QUEUE_SERVICE_URI,
+    STORAGE_CREDENTIAL,
+    STORAGE_CLIENT_ID,
     PUBLIC_BASE_URL,
     GRAPH_AUTHORITY_HOST,
     GRAPH_API_BASE,
     GRAPH_CA_BUNDLE,
     SECRET_ENCRYPTION_KEY,
+    SECRET_ENCRYPTION_OLD_KEYS,
     USER_SYNC_SCHEDULE,
     SUBSCRIPTION_RENEWAL_SCHEDULE,
     RECURRENCE_SCHEDULE,
@@ -89,6 +95,8 @@ AZURITE_DEFAULT_CONNECTION_STRING = (
 DEVELOPMENT_ONLY_ENCRYPTION_KEY = base64.urlsafe_b64decode("DEVELOPMENT-ONLY-roomsync-never-deploy-this=")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MANAGED_IDENTITY = "managedidentity"
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KEY_EXPECTATION = "expected the base64 (or base64url) encoding of a random 32-byte AES-256 key"
 
 
@@ -116,6 +124,8 @@ class Settings:
     recurrence_schedule: str
     user_sync_max_deactivation_share: float
     log_level: str
+    # Keys that sealed client secrets before the current one (rotation): they open, never seal.
+    secret_encryption_old_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def serves_only_this_machine(self) -> bool:
@@ -143,6 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, app_root: Path = 
         recurrence_schedule=_schedule(environ, RECURRENCE_SCHEDULE),
         user_sync_max_deactivation_share=_share(environ, USER_SYNC_MAX_DEACTIVATION_SHARE),
         log_level=_log_level(environ),
+        secret_encryption_old_keys=_old_encryption_keys(environ, local_only=is_loopback_url(public_base_url)),
     )
 
 
@@ -169,7 +180,13 @@ def _value(environ: Mapping[str, str], name: str) -> str | None:
 # -- storage -------------------------------------------------------------------------------
 
 def _storage(environ: Mapping[str, str]) -> StorageLocation:
-    """A connection string wins over identity-based settings, as it does for the Functions host."""
+    """A connection string wins over identity-based settings, as it does for the Functions host.
+
+    The identity follows the host's rules for identity-based connections: `__credential` set to
+    `managedidentity` means the app's managed identity, a user-assigned one when `__clientId`
+    names it (the system-assigned one otherwise); without `__credential` the developer's or the
+    environment's identity is used (DefaultAzureCredential), and `__clientId` only picks the
+    managed identity it may fall back to."""
     connection_string = _value(environ, STORAGE)
     if connection_string:
         return StorageLocation(connection_string=_connection_string(connection_string))
@@ -190,10 +207,19 @@ def _storage(environ: Mapping[str, str]) -> StorageLocation:
                 raise SettingsError(
                     name, "not set; without AzureWebJobsStorage__accountName both service URIs are required"
                 )
+    credential = _value(environ, STORAGE_CREDENTIAL)
+    if credential is not None and credential.lower() != MANAGED_IDENTITY:
+        raise SettingsError(STORAGE_CREDENTIAL, "expected 'managedidentity' (or leave it unset to use the "
+                            "developer's or the environment's identity)")
+    client_id = _value(environ, STORAGE_CLIENT_ID)
+    if client_id is not None and not _GUID.fullmatch(client_id):
+        raise SettingsError(STORAGE_CLIENT_ID, "expected the client id (a GUID) of the user-assigned managed identity")
     return StorageLocation(
         account_name=account_name,
         table_service_uri=table_uri and _check_https(STORAGE_TABLE_SERVICE_URI, table_uri, what="Table service"),
         queue_service_uri=queue_uri and _check_https(STORAGE_QUEUE_SERVICE_URI, queue_uri, what="Queue service"),
+        managed_identity=credential is not None,
+        client_id=client_id.lower() if client_id else None,
     )
 
 
@@ -325,6 +351,37 @@ def _encryption_key(environ: Mapping[str, str], *, local_only: bool) -> bytes:
             "generate a new random key",
         )
     return key
+
+
+def _old_encryption_keys(environ: Mapping[str, str], *, local_only: bool) -> tuple[bytes, ...]:
+    """Comma-separated keys that only open (rotation). Entries are named by position, never quoted."""
+    raw = _value(environ, SECRET_ENCRYPTION_OLD_KEYS)
+    if raw is None:
+        return ()
+    if raw.lower().startswith("@microsoft.keyvault("):
+        raise SettingsError(
+            SECRET_ENCRYPTION_OLD_KEYS,
+            "is an unresolved Key Vault reference; check that the app's managed identity may read the secret",
+        )
+    keys: list[bytes] = []
+    for position, text in enumerate(raw.split(","), start=1):
+        text = text.strip()
+        if not text:
+            raise SettingsError(SECRET_ENCRYPTION_OLD_KEYS, f"entry {position} is empty; expected comma-separated keys")
+        key = decode_key(text)
+        if key is None:
+            raise SettingsError(SECRET_ENCRYPTION_OLD_KEYS,
+                                f"entry {position} is not valid base64 or base64url; {_KEY_EXPECTATION}")
+        if len(key) != 32:
+            raise SettingsError(SECRET_ENCRYPTION_OLD_KEYS,
+                                f"entry {position} decodes to {len(key)} bytes, not 32; {_KEY_EXPECTATION}")
+        if key == DEVELOPMENT_ONLY_ENCRYPTION_KEY and not local_only:
+            raise SettingsError(SECRET_ENCRYPTION_OLD_KEYS,
+                                f"entry {position} is the published development-only key, refused when "
+                                "PUBLIC_BASE_URL is not a loopback address")
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
 
 
 def decode_key(text: str) -> bytes | None:

@@ -25,6 +25,7 @@ from sync.credentials import (
     GraphAccess, credentials_reason, is_credentials_problem, park_integration, secret_expiry_warnings,
 )
 from sync.events_out import QueuePublisher, UserEventPublisher
+from sync.secret_box import SecretUnreadable
 from sync import validation
 from sync.model import Integration, User, iso_utc, utc_now
 from sync.store.errors import ConflictError, StoreError
@@ -370,7 +371,7 @@ def _is_transient(error: BaseException) -> bool:
 def _describe(error: BaseException) -> str:
     """A reason safe to store and show: our typed errors are written to carry no secrets; for
     anything else only the type is kept."""
-    if isinstance(error, (GraphError, TokenError, StoreError)):
+    if isinstance(error, (GraphError, TokenError, StoreError, SecretUnreadable)):
         return f"{type(error).__name__}: {error}"[:600]
     return f"{type(error).__name__} (see the function logs)"
 

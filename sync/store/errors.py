@@ -1,9 +1,12 @@
 """Typed failures of the Table layer, so callers branch on meaning instead of HTTP codes.
 
 Messages name the table, keys and the service's error code; they never carry entity values
-or connection details, so they are safe to log.
+or connection details, so they are safe to log. A service's own words (a refused transaction's
+message) pass through sync.redaction first, in case they quote a signed URL.
 """
 from __future__ import annotations
+
+from sync.redaction import redact
 
 
 class StoreError(Exception):
@@ -11,7 +14,7 @@ class StoreError(Exception):
 
     def __init__(self, message: str, *, table: str | None = None, status: int | None = None,
                  code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.table = table
         self.status = status
         self.code = code
@@ -92,7 +95,7 @@ class TransactionError(StoreError):
         table_part = f" on table {table!r}" if table else ""
         # Called explicitly, not via super(): TransactionConflictError also derives from ConflictError.
         StoreError.__init__(self, f"{where}{keys}{table_part} failed: {reason}", table=table, status=status, code=code)
-        self.reason = reason
+        self.reason = redact(reason)
         self.index = index
         self.partition_key = partition_key
         self.row_key = row_key

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sync.booking_model import CONFIRMED, Organizer, Reservation
 from sync.store.catalog import Store
-from sync.store.errors import ConflictError
+from sync.store.errors import ConflictError, TransactionError
 from sync.store.keys import compose, hash_key, prefix_range
 from sync.store.tables import MAX_PAGE_SIZE, REPLACE, etag_of, utc_moment
 
@@ -226,10 +226,16 @@ class ReservationsRepo:
         self.table.transact(_dedupe_index_rows(operations), atomic=True)
 
     def clear_events(self, integration_id: str, asset_id: str, event_ids: Sequence[str]) -> None:
+        """Deletes sent outbox rows, 100 per transaction; rows another flush already removed are
+        fine (a transaction refuses a missing row, so that chunk is redone row by row)."""
         key = partition(integration_id, asset_id)
         for start in range(0, len(event_ids), 100):
-            self.table.transact([("delete", {"PartitionKey": key, "RowKey": compose(OUTBOX, event_id)})
-                                 for event_id in event_ids[start:start + 100]])
+            chunk = [compose(OUTBOX, event_id) for event_id in event_ids[start:start + 100]]
+            try:
+                self.table.transact([("delete", {"PartitionKey": key, "RowKey": row_key}) for row_key in chunk])
+            except TransactionError:
+                for row_key in chunk:
+                    self.table.delete(key, row_key)
 
     def purge_asset(self, integration_id: str, asset_id: str) -> int:
         key = partition(integration_id, asset_id)

@@ -283,4 +283,4 @@ def test_no_secret_in_any_answer_log_line_or_stored_row(app, sync_queue, graph_e
         assert secret not in logged
         assert secret not in json.dumps(answers)
         assert secret not in json.dumps(stored, default=str)
-    assert stored["SealedSecret"].startswith("v1:")
+    assert stored["SealedSecret"].startswith("v2:")

@@ -26,7 +26,8 @@ FUNCTION_KEY = "e2e-room-sync-function-key"
 KEY = {"x-functions-key": FUNCTION_KEY}
 
 
-def start_room_host(graph_emulator, storage_connection_string: str, **extra: str) -> Iterator[LocalHost]:
+def start_room_host(graph_emulator, storage_connection_string: str, *, queue_poll_seconds: float = 0.2,
+                    **extra: str) -> Iterator[LocalHost]:
     port = free_port()
     settings = {
         "AzureWebJobsStorage": storage_connection_string,
@@ -49,7 +50,8 @@ def start_room_host(graph_emulator, storage_connection_string: str, **extra: str
         module = sys.modules.get("function_app")
         module = importlib.reload(module) if module else importlib.import_module("function_app")
         local = LocalHost(module.app, port, host_config=ROOT / "host.json",
-                          settings={**settings, "LOCAL_FUNCTION_KEY": FUNCTION_KEY}, queue_poll_seconds=0.2)
+                          settings={**settings, "LOCAL_FUNCTION_KEY": FUNCTION_KEY},
+                          queue_poll_seconds=queue_poll_seconds)
         with local:
             yield local
         context.reset()

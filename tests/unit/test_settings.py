@@ -496,3 +496,74 @@ def test_example_settings_file_loads_once_the_emulator_ca_exists(tmp_path):
     assert loaded.secret_encryption_key == s.DEVELOPMENT_ONLY_ENCRYPTION_KEY
     assert loaded.graph_api_base.startswith("https://127.0.0.1")
     assert loaded.serves_only_this_machine
+
+
+# -- key rotation ---------------------------------------------------------------------------
+
+def test_old_encryption_keys_are_optional_and_comma_separated(env):
+    assert load_settings(env).secret_encryption_old_keys == ()
+    first, second = os.urandom(32), os.urandom(32)
+    env["SECRET_ENCRYPTION_OLD_KEYS"] = (f" {base64.b64encode(first).decode()} ,"
+                                         f"{base64.urlsafe_b64encode(second).decode().rstrip('=')},"
+                                         f"{base64.b64encode(first).decode()}")
+    assert load_settings(env).secret_encryption_old_keys == (first, second)
+    assert first.hex() not in repr(load_settings(env))
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ("{good},", "entry 2 is empty"),
+    ("{good},not base64!", "entry 2 is not valid base64"),
+    ("dG9vc2hvcnQ=", "entry 1 decodes to 8 bytes, not 32"),
+    ("@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/old)", "unresolved Key Vault reference"),
+])
+def test_malformed_old_keys_are_named_by_position_never_quoted(env, entries, expected):
+    good = random_key()
+    env["SECRET_ENCRYPTION_OLD_KEYS"] = entries.format(good=good)
+    error = error_for(env)
+    assert error.setting == "SECRET_ENCRYPTION_OLD_KEYS" and expected in str(error)
+    assert good not in str(error) and "dG9vc2hvcnQ" not in str(error)
+
+
+def test_the_development_key_is_no_old_key_outside_this_machine(env):
+    env["SECRET_ENCRYPTION_OLD_KEYS"] = "DEVELOPMENT-ONLY-roomsync-never-deploy-this="
+    assert "development-only" in str(error_for(env))
+    env["PUBLIC_BASE_URL"] = "http://127.0.0.1:7071"
+    assert load_settings(env).secret_encryption_old_keys == (s.DEVELOPMENT_ONLY_ENCRYPTION_KEY,)
+
+
+# -- identity-based storage with a user-assigned managed identity ---------------------------
+
+USER_ASSIGNED = "6f1c2f8e-8a4b-4c1e-9d51-0a7e4b2c9f31"
+
+
+def test_managed_identity_with_a_client_id_names_the_user_assigned_identity(env):
+    del env["AzureWebJobsStorage"]
+    env.update({"AzureWebJobsStorage__accountName": "roomsyncprod01",
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__clientId": USER_ASSIGNED.upper()})
+    storage = load_settings(env).storage
+    assert storage.managed_identity and storage.client_id == USER_ASSIGNED
+
+
+def test_without_credential_the_client_id_is_kept_for_default_credential(env):
+    del env["AzureWebJobsStorage"]
+    env.update({"AzureWebJobsStorage__accountName": "roomsyncprod01", "AzureWebJobsStorage__clientId": USER_ASSIGNED})
+    storage = load_settings(env).storage
+    assert not storage.managed_identity and storage.client_id == USER_ASSIGNED
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("AzureWebJobsStorage__credential", "clientsecret", "expected 'managedidentity'"),
+    ("AzureWebJobsStorage__clientId", "my-identity", "client id (a GUID)"),
+])
+def test_malformed_identity_settings(env, name, value, expected):
+    del env["AzureWebJobsStorage"]
+    env.update({"AzureWebJobsStorage__accountName": "roomsyncprod01", name: value})
+    error = error_for(env)
+    assert error.setting == name and expected in str(error)
+
+
+def test_a_connection_string_ignores_the_identity_settings(env):
+    env.update({"AzureWebJobsStorage__credential": "managedidentity", "AzureWebJobsStorage__clientId": USER_ASSIGNED})
+    storage = load_settings(env).storage
+    assert storage.connection_string and not storage.uses_identity

@@ -1,5 +1,7 @@
 from collections import Counter
 
+import requests
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -7,7 +9,7 @@ from graph.batch import (
     MAX_BATCH_SIZE, BatchRequest, assign_ids, chains, outlook_mailbox, plan_chunks, run_batch,
 )
 from graph.concurrency import MailboxLimiter
-from graph.errors import FailedDependency, NotFound, Throttled
+from graph.errors import FailedDependency, NotFound, OutcomeUnknown, ServiceUnavailable, Throttled
 from tests.unit.graph.fakes import ScriptedSession, make_client, response
 
 
@@ -231,3 +233,78 @@ def test_dependents_of_items_still_throttled_are_reported_as_throttled():
     assert [type(r.error) for r in results] == [Throttled, Throttled]
     assert [r.error.retry_after for r in results] == [30, 30]
     assert results[1].status == 424
+
+
+# ---- retry safety ------------------------------------------------------------------------------
+
+def _unavailable(item, attempt):
+    return 503, {}, {"error": {"code": "ServiceUnavailable", "message": "later"}}
+
+
+def test_an_item_answered_503_is_resent_only_when_safe():
+    def answer(item, attempt):
+        if attempt == 1 and item["url"] in ("/users/a/events", "/users/u1", "/users/b/events"):
+            return _unavailable(item, attempt)
+        return _ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    client, _ = make_client(ScriptedSession(handler=endpoint))
+    results = run_batch(client, [
+        BatchRequest("POST", "/users/a/events", body={"subject": "s"}),
+        BatchRequest("GET", "/users/u1"),
+        BatchRequest("POST", "/users/b/events", body={"transactionId": "t"}, retry_safe=True),
+    ])
+    assert isinstance(results[0].error, OutcomeUnknown)
+    assert (results[0].error.method, results[0].error.path, results[0].error.status) == ("POST", "/users/a/events", 503)
+    assert results[1].ok and results[2].ok
+    assert endpoint.attempts == Counter({"/users/a/events": 1, "/users/u1": 2, "/users/b/events": 2})
+
+
+def test_a_throttled_unsafe_item_is_still_resent():
+    def answer(item, attempt):
+        if attempt == 1:
+            return 429, {"Retry-After": "1"}, {"error": {"code": "TooManyRequests", "message": "later"}}
+        return _ok(item, attempt)
+
+    endpoint = FakeBatchEndpoint(answer)
+    client, _ = make_client(ScriptedSession(handler=endpoint))
+    results = run_batch(client, [BatchRequest("POST", "/subscriptions", body={})])
+    assert results[0].ok and endpoint.attempts["/subscriptions"] == 2
+
+
+def test_a_whole_batch_answered_503_is_resent_only_if_every_item_is_safe():
+    answers = [response(503, {"error": {"code": "ServiceUnavailable", "message": "later"}})]
+    endpoint = FakeBatchEndpoint(_ok)
+
+    def flaky(sent):
+        return answers.pop(0) if answers else endpoint(sent)
+
+    client, _ = make_client(ScriptedSession(handler=flaky))
+    safe = run_batch(client, [BatchRequest("GET", "/users/u1"), BatchRequest("DELETE", "/subscriptions/s")])
+    assert all(r.ok for r in safe) and len(endpoint.batches) == 1
+
+    answers.append(response(503, {"error": {"code": "ServiceUnavailable", "message": "later"}}))
+    session = ScriptedSession(handler=flaky)
+    client, _ = make_client(session)
+    mixed = run_batch(client, [BatchRequest("GET", "/users/u1"), BatchRequest("POST", "/subscriptions", body={})])
+    # The batch is not sent again; its safe item goes again alone, in the next round.
+    assert [[item["url"] for item in sent.json["requests"]] for sent in session.sent] == [
+        ["/users/u1", "/subscriptions"], ["/users/u1"]]
+    assert isinstance(mixed[1].error, OutcomeUnknown) and mixed[1].error.path == "/subscriptions"
+    assert mixed[0].ok
+
+
+def test_safe_items_of_an_unanswered_batch_are_unavailable_when_no_budget_is_left():
+    session = ScriptedSession([requests.ReadTimeout("read timed out")])
+    client, _ = make_client(session, max_retry_wait=0)
+    results = run_batch(client, [BatchRequest("GET", "/users/u1"), BatchRequest("POST", "/users/a/events", body={})])
+    assert len(session.sent) == 1
+    assert isinstance(results[0].error, ServiceUnavailable) and not isinstance(results[0].error, OutcomeUnknown)
+    assert isinstance(results[1].error, OutcomeUnknown) and "ReadTimeout" in results[1].error.cause
+
+    session = ScriptedSession([requests.ReadTimeout("read timed out"), response(200, {"responses": [
+        {"id": "1", "status": 200, "body": {"id": "u1"}}]})])
+    client, _ = make_client(session)
+    results = run_batch(client, [BatchRequest("GET", "/users/u1"), BatchRequest("POST", "/users/a/events", body={})])
+    assert results[0].ok and isinstance(results[1].error, OutcomeUnknown)
+    assert [len(sent.json["requests"]) for sent in session.sent] == [2, 1]

@@ -6,7 +6,7 @@ import requests
 import urllib3
 
 from graph.errors import (
-    BadRequest, GraphError, NotFound, ServiceUnavailable, Throttled, Unauthorized,
+    BadRequest, GraphError, NotFound, OutcomeUnknown, ServiceUnavailable, Throttled, Unauthorized,
 )
 from tests.unit.graph.fakes import API, FakeTokens, ScriptedSession, graph_error, make_client, response
 
@@ -102,17 +102,20 @@ def test_connection_errors_are_retried_then_give_up_with_retry_after():
     assert sleeper.total <= 2
 
 
-def test_a_post_that_may_have_arrived_is_not_resent_unless_idempotent():
+def test_a_post_that_may_have_arrived_is_not_resent_unless_declared_safe():
     session = ScriptedSession([requests.ReadTimeout("read timed out")])
     client, _ = make_client(session)
-    with pytest.raises(GraphError) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         client.post("/users/a/events", {"subject": "s"})
     assert not isinstance(caught.value, Throttled)
+    assert (caught.value.method, caught.value.path) == ("POST", "/v1.0/users/a/events")
+    assert "ReadTimeout" in caught.value.cause
     assert len(session.sent) == 1
 
     session = ScriptedSession([requests.ReadTimeout("read timed out"), response(201, {"id": "e"})])
     client, _ = make_client(session)
-    assert client.post("/users/a/events", {"subject": "s"}, idempotent=True).json() == {"id": "e"}
+    assert client.post("/users/a/events", {"subject": "s"}, retry_safe=True).json() == {"id": "e"}
+    assert len(session.sent) == 2
 
 
 def test_tls_failures_are_not_retried():
