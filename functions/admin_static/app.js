@@ -27,7 +27,7 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // ---- small DOM helpers -------------------------------------------------------------------
+  // ---- building the page ---------------------------------------------------------------------
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);

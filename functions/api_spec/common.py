@@ -1,5 +1,5 @@
 """What every part of the description shares: the document's frame, the function key, the error
-body and helpers that keep the fragments short."""
+body and small builders that keep the fragments short."""
 from __future__ import annotations
 
 from typing import Any

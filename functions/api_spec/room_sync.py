@@ -10,7 +10,7 @@ from functions.api_spec.common import (
 ASSET_ID = path_parameter("asset_id", "The asset's id.")
 RESERVATION_ID = path_parameter("reservation_id", "The reservation's id.")
 DEAD_LETTER_ID = path_parameter("letter_id", "The dead letter's id, as the list shows it.")
-LIST_OF = lambda name: {"type": "object", "required": ["value"],  # noqa: E731 -- a one-line schema helper
+LIST_OF = lambda name: {"type": "object", "required": ["value"],  # noqa: E731 -- a one-line schema builder
                         "properties": {"value": {"type": "array", "items": ref(name)}}}
 VALIDATION = {"type": "string", "description": "Graph's validation handshake; answered as text/plain."}
 
