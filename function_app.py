@@ -11,7 +11,7 @@ importing this module, to print that line and exit with status 2 instead of a tr
 """
 import azure.functions as func
 
-from functions import api, context, health, room_workers, rooms_api, timers, webhooks, workers
+from functions import admin_page, api, context, health, openapi, room_workers, rooms_api, status, timers, webhooks, workers
 
 context.settings()
 
@@ -23,3 +23,6 @@ app.register_functions(timers.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(rooms_api.bp)
 app.register_functions(room_workers.bp)
+app.register_functions(status.bp)
+app.register_functions(openapi.bp)
+app.register_functions(admin_page.bp)

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import azure.functions as func
 
 from functions import context
+from sync import logcontext
 from sync.validation import Problem, flag, parse_json_object, reject_unknown_params
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,19 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _answer(req: func.HttpRequest, action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """Runs the action; refusals become their JSON error, anything else a bare 500."""
+    """Runs the action with its ids bound to the log context and the correlation id echoed in
+    `x-correlation-id`; refusals become their JSON error, anything else a bare 500."""
+    named = {**req.params, **req.route_params}  # a route's own ids win over the query's
+    with logcontext.bind(correlation_id=logcontext.correlation_from_headers(req.headers),
+                         integration_id=logcontext.safe_id(named.get("integration_id")),
+                         asset_id=logcontext.safe_id(named.get("asset_id")),
+                         reservation_id=logcontext.safe_id(named.get("reservation_id"))) as bound:
+        response = _attempt(req, action)
+        response.headers["x-correlation-id"] = bound["correlation_id"]
+        return response
+
+
+def _attempt(req: func.HttpRequest, action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     try:
         return action()
     except Problem as problem:

@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any, Callable, TypeVar
 
+from sync import logcontext
 from sync.health import Probe, probe_table_service
 from sync.redaction import install_log_redaction
 from sync.settings import Settings, load_settings
@@ -185,6 +186,17 @@ def integration_purge():
     return _once("integration_purge", build)
 
 
+def status_reader():
+    """The monitoring document behind GET /api/status."""
+    def build():
+        from sync.monitoring import StatusReader
+
+        return StatusReader(integrations=integrations_repo(), syncstate=syncstate_repo(), users=users_repo(),
+                            table_service=table_service(), queue_service=queue_service())
+
+    return _once("status_reader", build)
+
+
 def integrations_repo():
     def build():
         from sync.store.integrations_repo import IntegrationsRepo
@@ -234,6 +246,7 @@ def _storage_credential():
 def _load_and_apply_settings() -> Settings:
     install_log_redaction()  # before anything can log a storage URL
     loaded = load_settings()
+    logcontext.install()
     apply_log_level(loaded.log_level)
     return loaded
 

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 MAX_DEFERRALS = 20
-POISONED_QUEUES = ("graph-notifications", "graph-lifecycle", "calendar-resync", "user-sync", "booking-changes")
+POISONED_QUEUES = ("graph-notifications", "graph-lifecycle", "calendar-resync", "user-sync", "booking-changes",
+                   "integration-purge")
 
 
 def _json_message(message: func.QueueMessage, what: str) -> dict:

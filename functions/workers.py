@@ -17,6 +17,7 @@ import azure.functions as func
 
 from functions import context
 from sync.purge import PURGE_QUEUE, purge_request_from_message
+from sync import logcontext
 from sync.users import USER_SYNC_QUEUE, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ def user_sync_worker(message: func.QueueMessage) -> None:
     except (ValueError, UnicodeDecodeError) as problem:
         log.error("user-sync message %s refused: %s", message.id, problem)
         raise ValueError(f"invalid user-sync message: {problem}") from None
-    report = context.user_sync().run(request)
-    log.info("user sync %s for integration %s: %s", report.run_id, report.integration_id, report.outcome)
+    with logcontext.bind(integration_id=logcontext.safe_id(request.integration_id),
+                         correlation_id=logcontext.safe_id(request.run_id)):
+        report = context.user_sync().run(request)
+        log.info("user sync %s for integration %s: %s", report.run_id, report.integration_id, report.outcome)
 
 
 @bp.function_name("integration_purge_worker")
