@@ -117,6 +117,7 @@ var queueNames = [
   'booking-changes'
   'calendar-resync'
   'reservation-events'
+  'integration-purge'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -41,7 +41,8 @@ DEADLETTERS = "deadletters"
 POISON_SUFFIX = "-poison"
 
 # Queues this app's own triggers consume: the host moves their failures to `<name>-poison`.
-CONSUMED_QUEUES = (USER_SYNC_QUEUE, "graph-notifications", "graph-lifecycle", "booking-changes", "calendar-resync")
+CONSUMED_QUEUES = (USER_SYNC_QUEUE, "graph-notifications", "graph-lifecycle", "booking-changes", "calendar-resync",
+                   "integration-purge")
 # Queues the app only publishes to; the booking platform consumes them (a backlog means it lags).
 PUBLISHED_QUEUES = (USER_EVENTS_QUEUE, RESERVATION_EVENTS_QUEUE)
 
