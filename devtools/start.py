@@ -192,7 +192,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--emulator-module", default=EMULATOR_MODULE, help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true",
                         help="start everything, GET /api/health once, print it and stop (exit 0 on 200)")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="do not connect the demo tenant and subscribe its rooms after start-up")
     return parser.parse_args(argv)
+
+
+def show_demo(api: str, graph: dict[str, str], env: dict[str, str]) -> None:
+    """Connects the demo tenant through the app's API and prints how to try both directions."""
+    from devtools import demo
+
+    key = (env.get("LOCAL_FUNCTION_KEY") or "").split(",")[0].strip()
+    print("Connecting the demo tenant and subscribing its rooms ...", flush=True)
+    try:
+        ready = demo.prepare(api, key)
+    except (demo.DemoFailed, OSError) as exc:
+        print(f"demo: not ready ({exc}); the app still runs", flush=True)
+        return
+    print(f"  console   {api}/console (function key: {key})", flush=True)
+    print(f"  demo      integration {ready['integration_id']}, {len(ready['assets'])} rooms subscribed", flush=True)
+    outlook, platform = demo.commands(api, graph["GRAPH_API_BASE"], graph["GRAPH_CA_BUNDLE"], key, ready)
+    print("Make a meeting in Outlook as a demo person (a reservation appears within seconds):", flush=True)
+    print(f"  {outlook}", flush=True)
+    print("Book through the platform's API (the meeting appears in the emulator):", flush=True)
+    print(f"  {platform}", flush=True)
 
 
 def _stop_on_signal(signum, frame):
@@ -250,6 +272,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.check:
             return 0 if ask_health(f"{api}/health") == 200 else 1
+
+        if not args.no_demo and tenant:
+            show_demo(api, graph, env)
 
         print("Ctrl-C stops everything.", flush=True)
         while True:

@@ -46,7 +46,23 @@ def test_the_key_is_asked_once_kept_for_the_session_only_and_a_wrong_one_is_refu
 
 # --- integrations and people ----------------------------------------------------------------------
 
-def test_a_wrong_secret_is_refused_at_its_field_then_the_demo_tenant_connects(page, demo_people):
+def _disconnect_all(host) -> None:
+    """Tests run in any order: a tenant another test connected is deleted, and its purge awaited,
+    so this test starts from an empty console."""
+    import requests
+
+    from functions import context
+    from tests.support.polling import wait_for
+    from tests.support.room_host import KEY
+
+    listed = requests.get(f"{host.base_url}/api/integrations", headers=KEY, timeout=30).json()["value"]
+    for integration in listed:
+        requests.delete(f"{host.base_url}/api/integrations/{integration['id']}", headers=KEY, timeout=30)
+    wait_for(lambda: all(context.integrations_repo().get(i["id"]) is None for i in listed), timeout=60, interval=0.2)
+
+
+def test_a_wrong_secret_is_refused_at_its_field_then_the_demo_tenant_connects(page, demo_people, host):
+    _disconnect_all(host)
     open_console(page)
     expect(page.locator("#integrations-list")).to_contain_text("No tenant is connected yet", timeout=WAIT_MS)
 

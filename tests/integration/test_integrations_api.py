@@ -404,8 +404,8 @@ def test_a_deleted_tenant_is_unreadable_from_the_request_on_even_while_its_purge
     remaining = list(store.table("users").query(partition=created["id"]))
     assert remaining  # people are still stored...
     deletion = unreadable()  # ...and none of them is readable
-    assert deletion["completed_steps"] == ["user-sync-lease", "email-guard"]
-    assert deletion["pending_steps"] == ["people", "sync-state"]
+    assert {"user-sync-lease", "email-guard"} <= set(deletion["completed_steps"])
+    assert deletion["pending_steps"][-2:] == ["people", "sync-state"]
 
     # The worker resumes where it stopped and only then removes the integration and its guards.
     run_purge_worker(app, message)
