@@ -10,6 +10,7 @@ Partition `<integration id>!<asset id>`:
 | `x!<sha256(room event id)>` | index: the reservation a room-calendar item mirrors |
 | `g!<sha256(organizer event id)>` | index: the reservation an organizer's event mirrors |
 | `o!<event id>` | outbox: a reservation event committed with its change, deleted once queued |
+| `b!<reservation id>` | intent: Outlook must be brought in line with the reservation (the booking outbox) |
 | `lock` | its ETag serialises every write of the partition (`Version` counts them) |
 
 Every write goes through `commit`, which updates the lock row If-Match on the ETag read before
@@ -28,14 +29,14 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sync.booking_model import CONFIRMED, Organizer, Reservation
 from sync.store.catalog import Store
-from sync.store.errors import ConflictError
+from sync.store.errors import ConflictError, NotFoundError
 from sync.store.keys import compose, hash_key, prefix_range
-from sync.store.tables import MAX_PAGE_SIZE, REPLACE, etag_of, utc_moment
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, etag_of, utc_moment
 
 TABLE = "reservations"
 LOCK_ROW = "lock"
@@ -44,8 +45,10 @@ BY_ICAL = "k"
 BY_ROOM_EVENT = "x"
 BY_ORGANIZER_EVENT = "g"
 OUTBOX = "o"
+INTENT = "b"
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def partition(integration_id: str, asset_id: str) -> str:
@@ -81,6 +84,46 @@ class PublishedEvent:
     def message(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "type": self.type, "at": self.at.isoformat().replace("+00:00", "Z"),
                 "reservation": self.reservation}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A platform change not yet brought to Outlook. `seq` grows with every change of the
+    reservation; `attempted` is the seq of the last Graph create that may have happened (then
+    the event is looked up by its extended property before creating again); a live `lease_until`
+    means a worker is on it."""
+
+    integration_id: str
+    asset_id: str
+    reservation_id: str
+    seq: int
+    changed_at: datetime
+    lease_until: datetime | None = None
+    attempted: int | None = None
+    etag: str | None = None
+
+
+def intent_operation(integration_id: str, asset_id: str, reservation_id: str, seq: int, at: datetime, *,
+                     lease_until: datetime | None = None, attempted: int | None = None) -> tuple:
+    """The intent row for `commit(..., extra=[...])`: merged, so a worker's lease and attempt
+    marks written meanwhile survive a new change."""
+    entity: dict[str, Any] = {"PartitionKey": partition(integration_id, asset_id),
+                              "RowKey": compose(INTENT, reservation_id), "Seq": seq, "ChangedAt": at}
+    if lease_until is not None:
+        entity["LeaseUntil"] = lease_until
+    if attempted is not None:
+        entity["Attempted"] = attempted
+    return ("upsert", entity, {"mode": MERGE})
+
+
+def _intent(row: Mapping[str, Any]) -> Intent:
+    integration_id, asset_id = row["PartitionKey"].split("!", 1)
+    attempted = row.get("Attempted")
+    return Intent(integration_id=integration_id, asset_id=asset_id, reservation_id=row["RowKey"].split("!", 1)[1],
+                  seq=int(row.get("Seq") or 0), changed_at=utc_moment(row.get("ChangedAt")),
+                  lease_until=utc_moment(row.get("LeaseUntil")),
+                  attempted=int(attempted) if attempted is not None and int(attempted) >= 0 else None,
+                  etag=etag_of(row))
 
 
 @dataclass
@@ -189,6 +232,52 @@ class ReservationsRepo:
                 seen.add(row["PartitionKey"])
                 integration_id, asset_id = row["PartitionKey"].split("!", 1)
                 yield integration_id, asset_id
+
+    def intent(self, integration_id: str, asset_id: str, reservation_id: str) -> Intent | None:
+        row = self.table.get(partition(integration_id, asset_id), compose(INTENT, reservation_id))
+        return _intent(row) if row is not None else None
+
+    def intents(self, *, changed_before: datetime | None = None) -> Iterator[Intent]:
+        """Every intent of every partition (the sweeper's scan), optionally only older ones."""
+        low, high = prefix_range(INTENT)
+        clause, params = "RowKey ge @low and RowKey lt @high", {"low": low, "high": high}
+        if changed_before is not None:
+            clause += " and ChangedAt lt @before"
+            params["before"] = changed_before
+        for row in self.table.query(clause, params):
+            yield _intent(row)
+
+    def claim_intent(self, intent: Intent, lease_until: datetime, attempted: int | None) -> Intent:
+        """Takes the lease If-Match on the intent's ETag (ConflictError when it changed)."""
+        entity: dict[str, Any] = {"PartitionKey": partition(intent.integration_id, intent.asset_id),
+                                  "RowKey": compose(INTENT, intent.reservation_id), "LeaseUntil": lease_until}
+        if attempted is not None:
+            entity["Attempted"] = attempted
+        etag = self.table.update(entity, intent.etag, mode=MERGE)
+        return replace(intent, lease_until=lease_until,
+                       attempted=attempted if attempted is not None else intent.attempted, etag=etag)
+
+    def release_intent(self, intent: Intent, *, done: bool) -> bool:
+        """Deletes the intent if nothing changed since it was claimed (`done`), else ends the
+        lease only. False when a newer change arrived meanwhile: it still needs doing."""
+        key = partition(intent.integration_id, intent.asset_id)
+        try:
+            if done:
+                self.table.delete(key, compose(INTENT, intent.reservation_id), etag=intent.etag)
+            else:
+                self.table.update({"PartitionKey": key, "RowKey": compose(INTENT, intent.reservation_id),
+                                   "LeaseUntil": _EPOCH}, intent.etag, mode=MERGE)
+            return True
+        except (ConflictError, NotFoundError):
+            if done:  # a newer change keeps its row; end our lease on it so it is not delayed
+                current = self.intent(intent.integration_id, intent.asset_id, intent.reservation_id)
+                if current is not None:
+                    try:
+                        self.table.update({"PartitionKey": key, "RowKey": compose(INTENT, intent.reservation_id),
+                                           "LeaseUntil": _EPOCH}, current.etag, mode=MERGE)
+                    except (ConflictError, NotFoundError):
+                        pass
+            return False
 
     # writes
     def commit(self, integration_id: str, asset_id: str, lock_etag: str, version: int,
