@@ -116,7 +116,8 @@ def user_sync():
         return UserSync(
             integrations=integrations_repo(), users=users_repo(), syncstate=syncstate_repo(),
             access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
-            default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester())
+            default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester(),
+            leavers=QueuePublisher(queue_service(), "leaver-releases"))
 
     return _once("user_sync", build)
 

@@ -166,8 +166,10 @@ class UserSync:
     def __init__(self, *, integrations: IntegrationsRepo, users: UsersRepo, syncstate: SyncStateRepo,
                  access: GraphAccess, events: UserEventPublisher, default_max_share: float,
                  clock: Callable[[], datetime] = utc_now, page_size: int = DELTA_PAGE_SIZE,
-                 full_read_writers: int = FULL_READ_WRITERS, requester: SyncRequester | None = None) -> None:
+                 full_read_writers: int = FULL_READ_WRITERS, requester: SyncRequester | None = None,
+                 leavers=None) -> None:
         self.requester = requester
+        self.leavers = leavers  # `leaver-releases`: the booking side releases a leaver's future bookings
         self.integrations = integrations
         self.users = users
         self.syncstate = syncstate
@@ -323,6 +325,8 @@ class UserSync:
     def _publish(self, integration_id: str, events, report: RunReport | None) -> int:
         for event in events:
             self.events.publish(event)
+            if self.leavers is not None and event.type == "user.deactivated":
+                self.leavers.send({"integration_id": event.integration_id, "user_id": event.user_id})
         transactions = self.users.clear_events(integration_id, events)
         if report is not None:
             report.table_transactions += transactions
