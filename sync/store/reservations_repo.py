@@ -258,26 +258,26 @@ class ReservationsRepo:
                        attempted=attempted if attempted is not None else intent.attempted, etag=etag)
 
     def release_intent(self, intent: Intent, *, done: bool) -> bool:
-        """Deletes the intent if nothing changed since it was claimed (`done`), else ends the
-        lease only. False when a newer change arrived meanwhile: it still needs doing."""
+        """`done`: deletes the intent unless a newer change (a higher seq) arrived meanwhile;
+        otherwise, or when not done, only ends the lease. False when work remains."""
         key = partition(intent.integration_id, intent.asset_id)
-        try:
-            if done:
-                self.table.delete(key, compose(INTENT, intent.reservation_id), etag=intent.etag)
-            else:
-                self.table.update({"PartitionKey": key, "RowKey": compose(INTENT, intent.reservation_id),
-                                   "LeaseUntil": _EPOCH}, intent.etag, mode=MERGE)
-            return True
-        except (ConflictError, NotFoundError):
-            if done:  # a newer change keeps its row; end our lease on it so it is not delayed
+        row_key = compose(INTENT, intent.reservation_id)
+        current = intent if intent.etag else self.intent(intent.integration_id, intent.asset_id, intent.reservation_id)
+        for _ in range(5):
+            if current is None:
+                return True
+            try:
+                if done and current.seq == intent.seq:
+                    self.table.delete(key, row_key, etag=current.etag)
+                    return True
+                self.table.update({"PartitionKey": key, "RowKey": row_key, "LeaseUntil": _EPOCH}, current.etag,
+                                  mode=MERGE)
+                return False
+            except NotFoundError:
+                return True
+            except ConflictError:
                 current = self.intent(intent.integration_id, intent.asset_id, intent.reservation_id)
-                if current is not None:
-                    try:
-                        self.table.update({"PartitionKey": key, "RowKey": compose(INTENT, intent.reservation_id),
-                                           "LeaseUntil": _EPOCH}, current.etag, mode=MERGE)
-                    except (ConflictError, NotFoundError):
-                        pass
-            return False
+        return False
 
     # writes
     def commit(self, integration_id: str, asset_id: str, lock_etag: str, version: int,

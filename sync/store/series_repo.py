@@ -84,6 +84,9 @@ class SeriesRepo:
         etag = self.table.update(to_entity(series), series.etag, mode=REPLACE)
         return replace(series, etag=etag)
 
+    def delete(self, integration_id: str, series_id: str) -> None:
+        self.table.delete(integration_id, series_id)
+
     def open_series(self, *, due_before: datetime | None = None) -> Iterator[Series]:
         """Every open series of every integration, optionally only those materialised short of
         `due_before` (the nightly job's scan)."""
