@@ -11,7 +11,7 @@ importing this module, to print that line and exit with status 2 instead of a tr
 """
 import azure.functions as func
 
-from functions import api, context, health, timers, workers
+from functions import api, booking_workers, context, health, reservations_api, timers, workers
 
 context.settings()
 
@@ -20,3 +20,5 @@ app.register_functions(health.bp)
 app.register_functions(api.bp)
 app.register_functions(workers.bp)
 app.register_functions(timers.bp)
+app.register_functions(reservations_api.bp)
+app.register_functions(booking_workers.bp)

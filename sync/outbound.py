@@ -1,0 +1,386 @@
+"""Platform -> Outlook: the worker that turns a reservation's intent row into the booker's meeting.
+
+A platform reservation is a meeting in the booker's calendar with the room as a resource
+attendee; Exchange then books the room (or declines). The worker
+- creates it with a deterministic `transactionId` (reservation id + change number: Graph
+  drops a repeated create) and a single-value extended property holding the reservation id;
+- before creating again after any attempt that may have reached Graph (a timeout, a 5xx after
+  sending, a crash before the id was stored), looks the event up by that property;
+- updates with PATCH and cancels with DELETE on the organizer's event;
+- stores the event id and iCalUId on the reservation: the commit writes the `g!` and `k!` index
+  rows, so the room copy's notification finds this reservation instead of booking a second one;
+- reads the room's answer: declined -> the reservation is `declined` with Exchange's reason.
+
+One worker at a time per reservation: the intent row carries a short lease. Nothing here
+decides whether a booking is allowed; sync/reservations.py did that under the asset's lock.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+import graph.errors as graph_errors
+from graph.batch import BatchRequest, run_batch
+from graph.errors import GraphError, NotFound, Throttled, TokenError
+from graph.events import (
+    ExtendedProperty, calendar_view, create_event, delete_event, find_by_extended_property, get_event,
+    outlook_headers, update_event,
+)
+from graph.paths import segment
+from graph.timestamps import graph_time
+from sync.booking_model import CANCELLED, CONFIRMED, DECLINED, FAILED, SYNCED, Asset, Reservation
+from sync.booking_queue import BookingChange, BookingQueue
+from sync.model import utc_now
+from sync.reservation_events import ReservationEventOutbox, event_for
+from sync.store.errors import ConflictError
+from sync.store.reservations_repo import Intent, ReservationsRepo
+from sync.store.synclog_repo import LogEntry, SyncLog
+
+log = logging.getLogger(__name__)
+
+# Our mark on every meeting we create; the inbound side reads it on the organizer's copy too.
+RESERVATION_TAG = ExtendedProperty("6f1c2a57-3b8e-4d0a-9c61-2e7d5b4a9f13", "RoomsyncReservationId")
+_TRANSACTION_NAMESPACE = uuid.UUID("0d9b3f5e-8a42-4c1e-b7a6-51f2c3d4e5a6")
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+AMBIGUOUS_RETRY_SECONDS = 5
+
+
+def transaction_id(reservation_id: str, seq: int) -> str:
+    """The same reservation and change number always give the same transactionId."""
+    return str(uuid.uuid5(_TRANSACTION_NAMESPACE, f"{reservation_id}/{seq}"))
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """True when a failed write may still have been applied by Graph: no answer at all, a 5xx
+    after the request left, or the client's own OutcomeUnknown (when the client has it)."""
+    unknown = getattr(graph_errors, "OutcomeUnknown", None)
+    if unknown is not None and isinstance(error, unknown):
+        return True
+    if not isinstance(error, GraphError):
+        return False
+    if error.status == 429:
+        return False  # throttled requests are refused before they are processed
+    return error.status == 0 or error.status >= 500
+
+
+def _wall(moment: datetime) -> dict[str, str]:
+    return {"dateTime": graph_time(moment)[:-1], "timeZone": "UTC"}
+
+
+def meeting(reservation: Reservation, asset: Asset) -> dict[str, Any]:
+    """The organizer's event for a reservation: the room as resource attendee and location."""
+    return {
+        "subject": reservation.subject,
+        "body": {"contentType": "text", "content": reservation.body or ""},
+        "start": _wall(reservation.start), "end": _wall(reservation.end),
+        "location": {"displayName": asset.name, "locationEmailAddress": asset.mailbox,
+                     "locationType": "conferenceRoom"},
+        "attendees": [{"type": "resource", "emailAddress": {"address": asset.mailbox, "name": asset.name}}],
+        "sensitivity": "private" if reservation.private else "normal",
+        "showAs": "busy",
+    }
+
+
+def room_response(event: dict[str, Any], mailbox: str) -> str:
+    """The room's answer as the organizer's copy shows it (`none` until Exchange answers)."""
+    for attendee in event.get("attendees") or []:
+        address = ((attendee.get("emailAddress") or {}).get("address") or "").lower()
+        if address == mailbox.lower():
+            return ((attendee.get("status") or {}).get("response") or "none")
+    return "none"
+
+
+@dataclass
+class Applied:
+    """What Graph now holds for a reservation."""
+
+    event_id: str | None = None
+    ical_uid: str | None = None
+    status: str | None = None  # DECLINED when the room refused
+    sync_status: str = SYNCED
+    reason: str | None = None
+    calls: int = 0
+    decision: str = "noop"
+
+
+@dataclass
+class Outcome:
+    decision: str
+    retry_in: float | None = None
+    graph_calls: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Deferred(Exception):
+    def __init__(self, seconds: float, why: str) -> None:
+        super().__init__(why)
+        self.seconds = seconds
+
+
+class OutboundWorker:
+    """Brings one reservation (or a batch of new occurrences) to Outlook."""
+
+    def __init__(self, *, reservations: ReservationsRepo, assets, integrations, access, queue: BookingQueue,
+                 events: ReservationEventOutbox, synclog: SyncLog,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.reservations = reservations
+        self.assets = assets
+        self.integrations = integrations
+        self.access = access
+        self.queue = queue
+        self.events = events
+        self.synclog = synclog
+        self.clock = clock
+        self._clients: dict[tuple, Any] = {}
+
+    # ---- one reservation ------------------------------------------------------------------
+
+    def handle(self, change: BookingChange) -> Outcome:
+        """Runs one message; re-queues it (hidden) when it must wait, never loses it."""
+        try:
+            outcome = self.sync(change.integration_id, change.asset_id, change.reservation_id, attempt=change.attempt)
+        except Deferred as wait:
+            outcome = Outcome("deferred", retry_in=wait.seconds, detail={"why": str(wait)})
+        if outcome.retry_in is not None:
+            self.queue.send(BookingChange(change.integration_id, reservation_id=change.reservation_id,
+                                          attempt=change.attempt + 1), outcome.retry_in)
+        return outcome
+
+    def sync(self, integration_id: str, asset_id: str, reservation_id: str, *, attempt: int = 0) -> Outcome:
+        intent = self.reservations.intent(integration_id, asset_id, reservation_id)
+        if intent is None:
+            return Outcome("nothing_to_do")
+        now = self.clock()
+        if intent.lease_until is not None and intent.lease_until > now:
+            raise Deferred((intent.lease_until - now).total_seconds() + 0.5, "another worker holds the lease")
+        reservation = self.reservations.get(integration_id, asset_id, reservation_id)
+        if reservation is None:
+            self.reservations.release_intent(intent, done=True)
+            return Outcome("gone")
+        earlier_attempt = intent.attempted
+        creating = reservation.is_confirmed and not reservation.organizer_event_id
+        try:
+            intent = self.reservations.claim_intent(intent, now + LEASE, intent.seq if creating else None)
+        except ConflictError:
+            raise Deferred(0.5, "the intent changed while claiming it") from None
+        integration = self.integrations.get(integration_id)
+        asset = self.assets.get_in(integration_id, asset_id)
+        if integration is None or asset is None:
+            return self._finish(reservation, intent, Applied(sync_status=FAILED, decision="failed",
+                                reason="the integration or the asset no longer exists"), done=True)
+        if not integration.is_active:
+            self._finish(reservation, intent, Applied(sync_status=FAILED, decision="failed",
+                         reason=f"the integration is {integration.status}: {integration.status_reason or ''}".strip()),
+                         done=False)
+            return Outcome("parked")
+        try:
+            client = self._client(integration)
+            applied = self._apply(client, reservation, asset, intent, earlier_attempt)
+        except Throttled as busy:
+            self.reservations.release_intent(intent, done=False)
+            return Outcome("throttled", retry_in=max(busy.retry_after, 1.0))
+        except GraphError as error:
+            if outcome_unknown(error) and attempt < MAX_ATTEMPTS:
+                self.reservations.release_intent(intent, done=False)
+                log.warning("reservation %s: Graph outcome unknown (%s); retrying", reservation.id, error.code)
+                return Outcome("retry", retry_in=AMBIGUOUS_RETRY_SECONDS * (attempt + 1))
+            applied = Applied(sync_status=FAILED, decision="failed", reason=f"Graph refused: {error}")
+        except TokenError as error:
+            self._finish(reservation, intent, Applied(sync_status=FAILED, decision="failed",
+                         reason=f"no Graph token: {error}"), done=False)
+            return Outcome("failed", detail={"reason": str(error)})
+        return self._finish(reservation, intent, applied, done=True)
+
+    def _apply(self, client, reservation: Reservation, asset: Asset, intent: Intent,
+               earlier_attempt: int | None) -> Applied:
+        mailbox = reservation.organizer.email
+        applied = Applied(event_id=reservation.organizer_event_id, ical_uid=reservation.ical_uid)
+        if not mailbox:
+            return Applied(sync_status=FAILED, decision="failed", reason="the reservation has no booker mailbox")
+        if not applied.event_id and earlier_attempt is not None:
+            found = self._find(client, mailbox, reservation.id, applied)
+            if found:
+                applied.event_id, applied.ical_uid = found["id"], found.get("iCalUId")
+                applied.decision = "found_by_tag"
+        if reservation.status == CANCELLED:
+            if applied.event_id:
+                applied.calls += 1
+                delete_event(client, mailbox, applied.event_id)
+                applied.decision = "deleted"
+            return applied
+        if reservation.status != CONFIRMED:
+            return applied  # declined: the booker keeps the room's answer in their calendar
+        body = meeting(reservation, asset)
+        event = None
+        if applied.event_id:
+            try:
+                applied.calls += 1
+                event = update_event(client, mailbox, applied.event_id, body)
+                applied.decision = "updated" if applied.decision == "noop" else applied.decision + "+updated"
+            except NotFound:
+                applied.event_id = None  # deleted in Outlook meanwhile: book it again
+        if not applied.event_id:
+            try:
+                applied.calls += 1
+                event = create_event(client, mailbox, body, transaction_id=transaction_id(reservation.id, intent.seq),
+                                     tag=RESERVATION_TAG, tag_value=reservation.id)
+                applied.decision = "created"
+            except GraphError as error:
+                if not outcome_unknown(error):
+                    raise
+                found = self._find(client, mailbox, reservation.id, applied)
+                if not found:
+                    raise
+                event, applied.decision = found, "created_after_unknown_outcome"
+            applied.event_id, applied.ical_uid = event["id"], event.get("iCalUId")
+        self._read_answer(client, mailbox, asset, reservation, applied)
+        return applied
+
+    def _find(self, client, mailbox: str, reservation_id: str, applied: Applied) -> dict | None:
+        applied.calls += 1
+        found = find_by_extended_property(client, mailbox, RESERVATION_TAG, reservation_id)
+        return found[0] if found else None
+
+    def _read_answer(self, client, mailbox: str, asset: Asset, reservation: Reservation, applied: Applied) -> None:
+        """Exchange answers for the room after our request; the organizer's copy shows it."""
+        applied.calls += 1
+        current = get_event(client, mailbox, applied.event_id, select="attendees,iCalUId")
+        applied.ical_uid = current.get("iCalUId") or applied.ical_uid
+        self._judge(client, current, asset, reservation, applied)
+
+    def _judge(self, client, event: dict, asset: Asset, reservation: Reservation, applied: Applied) -> None:
+        answer = room_response(event, asset.mailbox)
+        if answer == "declined":
+            applied.status, applied.sync_status = DECLINED, SYNCED
+            applied.reason = self._decline_reason(client, asset, reservation, applied)
+            applied.decision += "+declined"
+        elif answer in ("accepted", "organizer"):
+            applied.sync_status, applied.reason = SYNCED, None
+        else:
+            applied.sync_status, applied.reason = SYNCED, "the room has not answered yet"
+
+    def _decline_reason(self, client, asset: Asset, reservation: Reservation, applied: Applied) -> str:
+        """Exchange gives its reason only in a mail to the organizer; the room's own calendar
+        tells a conflict from a policy refusal (booking window, duration, recurrence)."""
+        applied.calls += 1
+        busy = [item for item in calendar_view(client, asset.mailbox, reservation.start, reservation.end)
+                if not item.get("isCancelled") and item.get("showAs") != "free"
+                and item.get("iCalUId") != applied.ical_uid]
+        if busy:
+            return "the room declined: it is already booked at that time"
+        return ("the room declined: outside its booking policy (booking window, longest meeting or "
+                "recurring meetings)")
+
+    # ---- storing the result ---------------------------------------------------------------
+
+    def _finish(self, reservation: Reservation, intent: Intent, applied: Applied, *, done: bool) -> Outcome:
+        now = self.clock()
+        for _ in range(20):
+            lock_etag, version = self.reservations.lock(reservation.integration_id, reservation.asset_id)
+            current = self.reservations.get(reservation.integration_id, reservation.asset_id, reservation.id)
+            if current is None:
+                break
+            newer = self.reservations.intent(reservation.integration_id, reservation.asset_id, reservation.id)
+            superseded = newer is not None and newer.seq != intent.seq
+            changes: dict[str, Any] = {"organizer_event_id": applied.event_id or current.organizer_event_id,
+                                       "ical_uid": applied.ical_uid or current.ical_uid}
+            if not superseded:
+                changes["sync_status"], changes["sync_reason"] = applied.sync_status, applied.reason
+                if applied.status == DECLINED and current.status == CONFIRMED:
+                    changes["status"] = DECLINED
+            after = current.changed(now, **changes)
+            published = event_for(current, after, now)
+            try:
+                self.reservations.commit(reservation.integration_id, reservation.asset_id, lock_etag, version,
+                                         [after], [published] if published else [])
+                break
+            except ConflictError:
+                continue
+        else:
+            raise ConflictError(ConflictError.MODIFIED, table="reservations")
+        self.reservations.release_intent(intent, done=done)
+        self._flush(reservation.integration_id, reservation.asset_id)
+        self.synclog.write(LogEntry(
+            integration_id=reservation.integration_id, at=now, decision=f"outbound:{applied.decision}",
+            outcome=applied.status or applied.sync_status, asset_id=reservation.asset_id,
+            reservation_id=reservation.id, reason=applied.reason, graph_calls=applied.calls,
+            input={"seq": intent.seq, "event_id": applied.event_id}))
+        return Outcome(applied.decision, graph_calls=applied.calls,
+                       detail={"sync_status": applied.sync_status, "reason": applied.reason})
+
+    def _flush(self, integration_id: str, asset_id: str) -> None:
+        try:
+            self.events.flush(integration_id, asset_id)
+        except Exception:  # noqa: BLE001 -- the sweeper sends them later; the booking is stored
+            log.exception("reservation events of asset %s stay in the outbox for the sweeper", asset_id)
+
+    def _client(self, integration):
+        key = (integration.id, integration.updated_at)
+        client = self._clients.get(key)
+        if client is None:
+            for old in [k for k in self._clients if k[0] == integration.id]:
+                self._clients.pop(old).close()
+            client = self._clients[key] = self.access.client_for(integration)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    # ---- many new occurrences at once ------------------------------------------------------
+
+    def push_new(self, integration, asset: Asset, reservations: Iterable[Reservation],
+                 intents: dict[str, Intent]) -> "BatchReport":
+        """Creates the meetings of freshly materialised occurrences with $batch (20 per request,
+        the client keeps at most 4 in flight per mailbox), reads the room's answers the same way,
+        and stores the results. Items that fail stay as intents for the sweeper."""
+        report = BatchReport()
+        items = [r for r in reservations if r.is_confirmed and not r.organizer_event_id and r.organizer.email]
+        if not items:
+            return report
+        client = self._client(integration)
+        creates = [BatchRequest("POST", f"/users/{segment(r.organizer.email)}/events",
+                                body=_tagged(meeting(r, asset), r, intents[r.id].seq),
+                                headers=outlook_headers(), id=str(n + 1)) for n, r in enumerate(items)]
+        created = run_batch(client, creates)
+        report.batches += -(-len(creates) // 20)
+        made: list[tuple[Reservation, dict]] = []
+        for reservation, result in zip(items, created):
+            if result.ok and isinstance(result.body, dict) and result.body.get("id"):
+                made.append((reservation, result.body))
+            else:
+                report.left_for_sweeper += 1
+        reads = [BatchRequest("GET", f"/users/{segment(r.organizer.email)}/events/{segment(body['id'])}"
+                                     "?$select=attendees,iCalUId", headers=outlook_headers(), id=str(n + 1))
+                 for n, (r, body) in enumerate(made)]
+        answers = run_batch(client, reads) if reads else []
+        report.batches += -(-len(reads) // 20)
+        for (reservation, body), answer in zip(made, answers):
+            applied = Applied(event_id=body["id"], ical_uid=body.get("iCalUId"), decision="created_in_batch", calls=0)
+            if answer.ok and isinstance(answer.body, dict):
+                self._judge(client, answer.body, asset, reservation, applied)
+            else:
+                applied.reason = "the room's answer could not be read yet"
+            self._finish(reservation, intents[reservation.id], applied, done=True)
+            report.created += 1
+            report.declined += applied.status == DECLINED
+        return report
+
+
+def _tagged(body: dict, reservation: Reservation, seq: int) -> dict:
+    return {**body, "transactionId": transaction_id(reservation.id, seq),
+            "singleValueExtendedProperties": [{"id": RESERVATION_TAG.id, "value": reservation.id}]}
+
+
+@dataclass
+class BatchReport:
+    created: int = 0
+    declined: int = 0
+    left_for_sweeper: int = 0
+    batches: int = 0
+
