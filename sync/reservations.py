@@ -276,7 +276,7 @@ class BookingService:
         """Closes the series (the nightly job stops) and cancels every occurrence not yet over."""
         for _ in range(5):
             series = self.series.get(integration_id, series_id)
-            if series is None or series.status != OPEN:
+            if series is None or series.status == CANCELLED:
                 break
             try:
                 self.series.update(replace(series, status=CANCELLED, updated_at=now))
