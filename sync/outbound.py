@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import graph.errors as graph_errors
-from graph.batch import BatchRequest, run_batch
+from graph.batch import BatchRequest, BatchRunner
 from graph.errors import GraphError, NotFound, Throttled, TokenError
 from graph.events import (
     ExtendedProperty, calendar_view, create_event, delete_event, find_by_extended_property, get_event,
@@ -37,7 +37,7 @@ from sync.credentials import StoredSecretUnreadable
 from sync.model import utc_now
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.store.errors import ConflictError
-from sync.store.reservations_repo import Intent, ReservationsRepo
+from sync.store.reservations_repo import Intent, ReservationsRepo, intent_key, intent_row_key
 from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
@@ -335,21 +335,23 @@ class OutboundWorker:
 
     # ---- many new occurrences at once ------------------------------------------------------
 
-    def push_new(self, integration, asset: Asset, reservations: Iterable[Reservation],
+    def push_new(self, integration, assets: dict[str, Asset], reservations: Iterable[Reservation],
                  intents: dict[str, Intent]) -> "BatchReport":
-        """Creates the meetings of freshly materialised occurrences with $batch (20 per request,
-        the client keeps at most 4 in flight per mailbox), reads the room's answers the same way,
-        and stores the results. Items that fail stay as intents for the sweeper."""
+        """Creates the meetings of freshly materialised occurrences (of any assets of one
+        integration) with $batch: 20 per request, at most 4 in flight per mailbox (the client's
+        limiter), then reads the room's answers the same way and stores the results one
+        transaction per 15 reservations. Items that fail stay as intents for the sweeper (their
+        create may have happened: the worker then finds the event by its tag)."""
         report = BatchReport()
         items = [r for r in reservations if r.is_confirmed and not r.organizer_event_id and r.organizer.email]
         if not items:
             return report
         client = self._client(integration)
         creates = [BatchRequest("POST", f"/users/{segment(r.organizer.email)}/events",
-                                body=_tagged(meeting(r, asset), r, intents[r.id].seq),
+                                body=_tagged(meeting(r, assets[r.asset_id]), r, intents[r.id].seq),
                                 headers=outlook_headers(), id=str(n + 1)) for n, r in enumerate(items)]
-        created = run_batch(client, creates)
-        report.batches += -(-len(creates) // 20)
+        runner = BatchRunner(client)
+        created = runner.run(creates)
         made: list[tuple[Reservation, dict]] = []
         for reservation, result in zip(items, created):
             if result.ok and isinstance(result.body, dict) and result.body.get("id"):
@@ -359,18 +361,64 @@ class OutboundWorker:
         reads = [BatchRequest("GET", f"/users/{segment(r.organizer.email)}/events/{segment(body['id'])}"
                                      "?$select=attendees,iCalUId", headers=outlook_headers(), id=str(n + 1))
                  for n, (r, body) in enumerate(made)]
-        answers = run_batch(client, reads) if reads else []
-        report.batches += -(-len(reads) // 20)
+        answers = runner.run(reads) if reads else []
+        report.batches = runner.batches_sent
+        results: dict[tuple[str, str], list[tuple[Reservation, Applied]]] = {}
         for (reservation, body), answer in zip(made, answers):
-            applied = Applied(event_id=body["id"], ical_uid=body.get("iCalUId"), decision="created_in_batch", calls=0)
+            applied = Applied(event_id=body["id"], ical_uid=body.get("iCalUId"), decision="created_in_batch")
             if answer.ok and isinstance(answer.body, dict):
-                self._judge(client, answer.body, asset, reservation, applied)
+                self._judge(client, answer.body, assets[reservation.asset_id], reservation, applied)
             else:
                 applied.reason = "the room's answer could not be read yet"
-            self._finish(reservation, intents[reservation.id], applied, done=True)
+            results.setdefault((reservation.integration_id, reservation.asset_id), []).append((reservation, applied))
             report.created += 1
             report.declined += applied.status == DECLINED
+        for (integration_id, asset_id), done in results.items():
+            for start in range(0, len(done), 15):
+                self._finish_many(integration_id, asset_id, done[start:start + 15], intents)
+            self._flush(integration_id, asset_id)
         return report
+
+    def _finish_many(self, integration_id: str, asset_id: str, done: list[tuple[Reservation, Applied]],
+                     intents: dict[str, Intent]) -> None:
+        """Stores several results in one transaction with their intents' deletion (each only
+        if no newer change came in: If-Match on the intent as read here)."""
+        now = self.clock()
+        wanted = {r.id for r, _ in done}
+        for _ in range(20):
+            lock_etag, version = self.reservations.lock(integration_id, asset_id)
+            current = {r.id: r for r in self.reservations.several(integration_id, asset_id, wanted)}
+            pending = {i.reservation_id: i for i in self.reservations.intents_of(integration_id, asset_id)
+                       if i.reservation_id in wanted}
+            rows, events, extra = [], [], []
+            for reservation, applied in done:
+                before = current.get(reservation.id)
+                if before is None:
+                    continue
+                intent = pending.get(reservation.id)
+                fresh = intent is not None and intent.seq == intents[reservation.id].seq
+                changes: dict[str, Any] = {"organizer_event_id": applied.event_id, "ical_uid": applied.ical_uid}
+                if fresh or intent is None:
+                    changes.update(sync_status=applied.sync_status, sync_reason=applied.reason)
+                    if applied.status == DECLINED and before.status == CONFIRMED:
+                        changes["status"] = DECLINED
+                after = before.changed(now, **changes)
+                rows.append(after)
+                published = event_for(before, after, now)
+                if published:
+                    events.append(published)
+                if fresh:
+                    extra.append(("delete", {"PartitionKey": intent_key(intent), "RowKey": intent_row_key(intent)},
+                                  {"etag": intent.etag}))
+            try:
+                self.reservations.commit(integration_id, asset_id, lock_etag, version, rows, events, extra=extra)
+                break
+            except ConflictError:
+                continue
+        self.synclog.write(LogEntry(
+            integration_id=integration_id, at=now, decision="outbound:created_in_batch",
+            outcome=f"{sum(1 for _, a in done if a.status == DECLINED)} declined of {len(done)}", asset_id=asset_id,
+            input={"reservations": sorted(wanted)}, graph_calls=0))
 
 
 def _tagged(body: dict, reservation: Reservation, seq: int) -> dict:

@@ -32,6 +32,7 @@ from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
 
+PUSH_AT = 2000  # occurrences gathered before they are sent (bounds memory on a big night)
 CHUNK = 15  # occurrences per transaction: row + intent + event, under 100 operations with the lock
 PUSH_LEASE = timedelta(minutes=5)
 
@@ -67,26 +68,49 @@ class SeriesFiller:
         report = FillReport()
         series = self.series.get(integration_id, series_id)
         if series is not None and series.is_open:
-            self.fill(series, self.horizon(self.clock()), report)
+            pushes = Pushes()
+            self.fill(series, self.horizon(self.clock()), report, pushes)
+            self._push(pushes, report)
         return report
 
     def nightly(self) -> FillReport:
         """Every open series short of the horizon, each on its own: one failure stops no other."""
         report = FillReport()
         until = self.horizon(self.clock())
+        pushes = Pushes()
         for series in list(self.series.open_series(due_before=until)):
             try:
-                self.fill(series, until, report)
+                self.fill(series, until, report, pushes)
             except Exception as error:  # noqa: BLE001 -- logged; the next night resumes from the watermark
                 log.exception("series %s not filled", series.id)
                 report.failed.append(f"{series.id}: {type(error).__name__}")
+            if pushes.size >= PUSH_AT:
+                self._push(pushes, report)
+        self._push(pushes, report)
         log.info("recurrence: %d series, %d occurrences materialised, %d created in Outlook (%d batches), "
                  "%d conflicts, %d declined, %d left for the sweeper, %d failed", report.series,
                  report.materialized, report.created, report.batches, report.conflicts, report.declined,
                  report.left_for_sweeper, len(report.failed))
         return report
 
-    def fill(self, series: Series, until: datetime, report: FillReport) -> None:
+    def _push(self, pushes: "Pushes", report: FillReport) -> None:
+        """Sends what was materialised, integration by integration, in as few batches as fit."""
+        for integration_id, work in list(pushes.by_integration.items()):
+            try:
+                batch = self.worker.push_new(work.integration, work.assets, work.reservations, work.intents)
+            except Exception as error:  # noqa: BLE001 -- the intents stay; the sweeper re-queues them
+                log.exception("occurrences of integration %s left for the sweeper", integration_id)
+                report.left_for_sweeper += len(work.reservations)
+                report.failed.append(f"push {integration_id}: {type(error).__name__}")
+                continue
+            report.created += batch.created
+            report.declined += batch.declined
+            report.left_for_sweeper += batch.left_for_sweeper
+            report.batches += batch.batches
+        pushes.by_integration.clear()
+        pushes.size = 0
+
+    def fill(self, series: Series, until: datetime, report: FillReport, pushes: "Pushes") -> None:
         now = self.clock()
         report.series += 1
         integration = self.integrations.get(series.integration_id)
@@ -107,11 +131,15 @@ class SeriesFiller:
         ended = rec.bounded and not truncated and not _has_more(rec, series, zone, until)
         self._advance(series, reached, ended)
         if pushed:
-            batch = self.worker.push_new(integration, asset, pushed, intents)
-            report.created += batch.created
-            report.declined += batch.declined
-            report.left_for_sweeper += batch.left_for_sweeper
-            report.batches += batch.batches
+            work = pushes.by_integration.setdefault(integration.id, Work(integration))
+            work.assets[asset.id] = asset
+            work.reservations.extend(pushed)
+            work.intents.update(intents)
+            pushes.size += len(pushed)
+        self.synclog.write(LogEntry(integration_id=series.integration_id, at=now, decision="series:filled",
+                                    outcome="ended" if ended else "open", asset_id=series.asset_id,
+                                    input={"series_id": series.id, "until": until.isoformat(),
+                                           "occurrences": len(pushed)}))
 
     def _commit_chunk(self, series: Series, chunk, now: datetime, report: FillReport):
         key = (series.integration_id, series.asset_id)
@@ -170,6 +198,20 @@ class SeriesFiller:
                 return
             except ConflictError:
                 continue
+
+
+@dataclass
+class Work:
+    integration: object
+    assets: dict = field(default_factory=dict)
+    reservations: list = field(default_factory=list)
+    intents: dict = field(default_factory=dict)
+
+
+@dataclass
+class Pushes:
+    by_integration: dict = field(default_factory=dict)
+    size: int = 0
 
 
 def _has_more(rec, series: Series, zone, until: datetime) -> bool:

@@ -116,6 +116,14 @@ def intent_operation(integration_id: str, asset_id: str, reservation_id: str, se
     return ("upsert", entity, {"mode": MERGE})
 
 
+def intent_key(intent: Intent) -> str:
+    return partition(intent.integration_id, intent.asset_id)
+
+
+def intent_row_key(intent: Intent) -> str:
+    return compose(INTENT, intent.reservation_id)
+
+
 def _intent(row: Mapping[str, Any]) -> Intent:
     integration_id, asset_id = row["PartitionKey"].split("!", 1)
     attempted = row.get("Attempted")
@@ -236,6 +244,24 @@ class ReservationsRepo:
     def intent(self, integration_id: str, asset_id: str, reservation_id: str) -> Intent | None:
         row = self.table.get(partition(integration_id, asset_id), compose(INTENT, reservation_id))
         return _intent(row) if row is not None else None
+
+    def intents_of(self, integration_id: str, asset_id: str) -> list[Intent]:
+        low, high = prefix_range(INTENT)
+        return [_intent(row) for row in self.table.query("RowKey ge @low and RowKey lt @high",
+                                                          {"low": low, "high": high},
+                                                          partition=partition(integration_id, asset_id))]
+
+    def several(self, integration_id: str, asset_id: str, reservation_ids) -> list[Reservation]:
+        """The stored reservations among the ids (14 row keys per query: the filter limit)."""
+        wanted = sorted(set(reservation_ids))
+        found: list[Reservation] = []
+        for start in range(0, len(wanted), 14):
+            chunk = wanted[start:start + 14]
+            params = {f"k{n}": compose(RESERVATION, rid) for n, rid in enumerate(chunk)}
+            rows = self.table.query(" or ".join(f"RowKey eq @k{n}" for n in range(len(chunk))), params,
+                                    partition=partition(integration_id, asset_id))
+            found.extend(from_entity(row) for row in rows)
+        return found
 
     def intents(self, *, changed_before: datetime | None = None) -> Iterator[Intent]:
         """Every intent of every partition (the sweeper's scan), optionally only older ones."""
