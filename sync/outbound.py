@@ -48,6 +48,7 @@ _TRANSACTION_NAMESPACE = uuid.UUID("0d9b3f5e-8a42-4c1e-b7a6-51f2c3d4e5a6")
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 AMBIGUOUS_RETRY_SECONDS = 5
+CONTEXT_TTL = timedelta(seconds=10)
 
 
 def transaction_id(reservation_id: str, seq: int) -> str:
@@ -137,6 +138,7 @@ class OutboundWorker:
         self.synclog = synclog
         self.clock = clock
         self._clients: dict[tuple, Any] = {}
+        self._context_cache: dict[tuple, tuple] = {}
 
     # ---- one reservation ------------------------------------------------------------------
 
@@ -152,13 +154,12 @@ class OutboundWorker:
         return outcome
 
     def sync(self, integration_id: str, asset_id: str, reservation_id: str, *, attempt: int = 0) -> Outcome:
-        intent = self.reservations.intent(integration_id, asset_id, reservation_id)
+        reservation, intent, _ = self.reservations.with_intent(integration_id, asset_id, reservation_id)
         if intent is None:
             return Outcome("nothing_to_do")
         now = self.clock()
         if intent.lease_until is not None and intent.lease_until > now:
             raise Deferred((intent.lease_until - now).total_seconds() + 0.5, "another worker holds the lease")
-        reservation = self.reservations.get(integration_id, asset_id, reservation_id)
         if reservation is None:
             self.reservations.release_intent(intent, done=True)
             return Outcome("gone")
@@ -168,8 +169,7 @@ class OutboundWorker:
             intent = self.reservations.claim_intent(intent, now + LEASE, intent.seq if creating else None)
         except ConflictError:
             raise Deferred(0.5, "the intent changed while claiming it") from None
-        integration = self.integrations.get(integration_id)
-        asset = self.assets.get_in(integration_id, asset_id)
+        integration, asset = self._context(integration_id, asset_id, now)
         if integration is None or asset is None:
             return self._finish(reservation, intent, Applied(sync_status=FAILED, decision="failed",
                                 reason="the integration or the asset no longer exists"), done=True)
@@ -279,13 +279,17 @@ class OutboundWorker:
     # ---- storing the result ---------------------------------------------------------------
 
     def _finish(self, reservation: Reservation, intent: Intent, applied: Applied, *, done: bool) -> Outcome:
+        """Stores what Graph now holds, under the asset's lock; a finished intent is deleted in the
+        same transaction unless a newer change of the reservation arrived meanwhile."""
         now = self.clock()
+        released = False
         for _ in range(20):
-            lock_etag, version = self.reservations.lock(reservation.integration_id, reservation.asset_id)
-            current = self.reservations.get(reservation.integration_id, reservation.asset_id, reservation.id)
+            current, newer, lock = self.reservations.with_intent(reservation.integration_id, reservation.asset_id,
+                                                                 reservation.id, lock=True)
             if current is None:
                 break
-            newer = self.reservations.intent(reservation.integration_id, reservation.asset_id, reservation.id)
+            if lock is None:
+                lock = self.reservations.lock(reservation.integration_id, reservation.asset_id)
             superseded = newer is not None and newer.seq != intent.seq
             changes: dict[str, Any] = {"organizer_event_id": applied.event_id or current.organizer_event_id,
                                        "ical_uid": applied.ical_uid or current.ical_uid}
@@ -295,15 +299,21 @@ class OutboundWorker:
                     changes["status"] = DECLINED
             after = current.changed(now, **changes)
             published = event_for(current, after, now)
+            extra = []
+            if done and newer is not None and not superseded:
+                extra.append(("delete", {"PartitionKey": intent_key(newer), "RowKey": intent_row_key(newer)},
+                              {"etag": newer.etag}))
             try:
-                self.reservations.commit(reservation.integration_id, reservation.asset_id, lock_etag, version,
-                                         [after], [published] if published else [])
+                self.reservations.commit(reservation.integration_id, reservation.asset_id, lock[0], lock[1],
+                                         [after], [published] if published else [], extra=extra)
+                released = bool(extra)
                 break
             except ConflictError:
                 continue
         else:
             raise ConflictError(ConflictError.MODIFIED, table="reservations")
-        self.reservations.release_intent(intent, done=done)
+        if not released:
+            self.reservations.release_intent(intent, done=done)
         self._flush(reservation.integration_id, reservation.asset_id)
         self.synclog.write(LogEntry(
             integration_id=reservation.integration_id, at=now, decision=f"outbound:{applied.decision}",
@@ -312,6 +322,18 @@ class OutboundWorker:
             input={"seq": intent.seq, "event_id": applied.event_id}))
         return Outcome(applied.decision, graph_calls=applied.calls,
                        detail={"sync_status": applied.sync_status, "reason": applied.reason})
+
+    def _context(self, integration_id: str, asset_id: str, now: datetime):
+        """The integration and asset, read at most every few seconds per process (a parked
+        integration or a changed mailbox is seen within that time)."""
+        key = (integration_id, asset_id)
+        cached = self._context_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        integration = self.integrations.get(integration_id)
+        asset = self.assets.get_in(integration_id, asset_id)
+        self._context_cache[key] = (now + CONTEXT_TTL, integration, asset)
+        return integration, asset
 
     def _flush(self, integration_id: str, asset_id: str) -> None:
         try:

@@ -314,11 +314,11 @@ class BookingService:
         else:
             raise Problem(503, "busy", "the asset is being booked by many requests at once; try again",
                           field="asset_id")
+        self._after_commit(integration_id, asset_id, [w.after for w in writes if w.outlook])
         for write in writes:
             self.synclog.write(LogEntry(integration_id=integration_id, at=now, decision=f"platform:{decision}",
                                         outcome=write.after.status, asset_id=asset_id, reservation_id=write.after.id,
                                         input={"seq": seq}))
-        self._after_commit(integration_id, asset_id, [w.after for w in writes if w.outlook])
 
     def _refuse_overlaps(self, integration_id: str, asset_id: str, writes: Sequence[Write]) -> None:
         mine = {w.after.id for w in writes}

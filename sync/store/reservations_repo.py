@@ -241,6 +241,20 @@ class ReservationsRepo:
                 integration_id, asset_id = row["PartitionKey"].split("!", 1)
                 yield integration_id, asset_id
 
+    def with_intent(self, integration_id: str, asset_id: str, reservation_id: str, *, lock: bool = False):
+        """The reservation, its intent and (with `lock`) the lock's ETag and version, in one
+        query: `(reservation or None, intent or None, (etag, version) or None)`."""
+        keys = [compose(RESERVATION, reservation_id), compose(INTENT, reservation_id)] + ([LOCK_ROW] if lock else [])
+        params = {f"k{n}": key for n, key in enumerate(keys)}
+        rows = {row["RowKey"]: row for row in self.table.query(
+            " or ".join(f"RowKey eq @k{n}" for n in range(len(keys))), params,
+            partition=partition(integration_id, asset_id))}
+        reservation = rows.get(keys[0])
+        intent = rows.get(keys[1])
+        lock_row = rows.get(LOCK_ROW) if lock else None
+        return (from_entity(reservation) if reservation else None, _intent(intent) if intent else None,
+                (etag_of(lock_row), int(lock_row.get("Version") or 0)) if lock_row else None)
+
     def intent(self, integration_id: str, asset_id: str, reservation_id: str) -> Intent | None:
         row = self.table.get(partition(integration_id, asset_id), compose(INTENT, reservation_id))
         return _intent(row) if row is not None else None
