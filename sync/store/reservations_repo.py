@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sync.booking_model import CONFIRMED, Organizer, Reservation
 from sync.store.catalog import Store
-from sync.store.errors import ConflictError, NotFoundError
+from sync.store.errors import ConflictError, NotFoundError, TransactionError
 from sync.store.keys import compose, hash_key, prefix_range
 from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, etag_of, utc_moment
 
@@ -343,10 +343,17 @@ class ReservationsRepo:
         self.table.transact(_dedupe_index_rows(operations), atomic=True)
 
     def clear_events(self, integration_id: str, asset_id: str, event_ids: Sequence[str]) -> None:
+        """Deletes sent events. Two flushes of one partition may race (the API's and the
+        worker's): rows the other already deleted are fine, one by one if the transaction failed."""
         key = partition(integration_id, asset_id)
         for start in range(0, len(event_ids), 100):
-            self.table.transact([("delete", {"PartitionKey": key, "RowKey": compose(OUTBOX, event_id)})
-                                 for event_id in event_ids[start:start + 100]])
+            chunk = event_ids[start:start + 100]
+            try:
+                self.table.transact([("delete", {"PartitionKey": key, "RowKey": compose(OUTBOX, event_id)})
+                                     for event_id in chunk])
+            except TransactionError:
+                for event_id in chunk:
+                    self.table.delete(key, compose(OUTBOX, event_id))
 
     def purge_asset(self, integration_id: str, asset_id: str) -> int:
         key = partition(integration_id, asset_id)
