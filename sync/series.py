@@ -66,6 +66,7 @@ class SeriesFiller:
 
     def fill_one(self, integration_id: str, series_id: str) -> FillReport:
         report = FillReport()
+        self._run_cache = {}
         series = self.series.get(integration_id, series_id)
         if series is not None and series.is_open:
             pushes = Pushes()
@@ -74,8 +75,10 @@ class SeriesFiller:
         return report
 
     def nightly(self) -> FillReport:
-        """Every open series short of the horizon, each on its own: one failure stops no other."""
+        """Every open series with an occurrence due before the horizon, each on its own: one
+        failure stops no other."""
         report = FillReport()
+        self._run_cache = {}
         until = self.horizon(self.clock())
         pushes = Pushes()
         for series in list(self.series.open_series(due_before=until)):
@@ -113,8 +116,7 @@ class SeriesFiller:
     def fill(self, series: Series, until: datetime, report: FillReport, pushes: "Pushes") -> None:
         now = self.clock()
         report.series += 1
-        integration = self.integrations.get(series.integration_id)
-        asset = self.assets.get_in(series.integration_id, series.asset_id)
+        integration, asset = self._context(series)
         if integration is None or asset is None or not integration.is_active:
             return
         zone = zone_named(series.time_zone)
@@ -128,8 +130,10 @@ class SeriesFiller:
             intents.update(leased)
         truncated = len(wanted) >= self.settings.max_occurrences
         reached = wanted[-1].start if truncated else until
-        ended = rec.bounded and not truncated and not _has_more(rec, series, zone, until)
-        self._advance(series, reached, ended)
+        following = _next_after(rec, series, zone, reached)
+        self._advance(series, reached, following)
+        if not wanted:
+            return
         if pushed:
             work = pushes.by_integration.setdefault(integration.id, Work(integration))
             work.assets[asset.id] = asset
@@ -137,7 +141,7 @@ class SeriesFiller:
             work.intents.update(intents)
             pushes.size += len(pushed)
         self.synclog.write(LogEntry(integration_id=series.integration_id, at=now, decision="series:filled",
-                                    outcome="ended" if ended else "open", asset_id=series.asset_id,
+                                    outcome="ended" if following is None else "open", asset_id=series.asset_id,
                                     input={"series_id": series.id, "until": until.isoformat(),
                                            "occurrences": len(pushed)}))
 
@@ -185,19 +189,33 @@ class SeriesFiller:
             return confirmed, intents
         raise ConflictError(ConflictError.MODIFIED, table="reservations")
 
-    def _advance(self, series: Series, reached: datetime, ended: bool) -> None:
+    def _advance(self, series: Series, reached: datetime, following: datetime | None) -> None:
+        """Moves the watermark forward (never back) and notes the next occurrence, ETag-guarded;
+        a bounded series with nothing after the watermark has ended."""
+        current = series
         for _ in range(5):
-            current = self.series.get(series.integration_id, series.id)
             if current is None or not current.is_open:
                 return
-            if current.materialized_until >= reached and not ended:
+            ended = following is None
+            moved = replace(current, materialized_until=max(reached, current.materialized_until),
+                            next_start=following or reached, status=ENDED if ended else current.status,
+                            updated_at=self.clock())
+            if moved == current:
                 return
             try:
-                self.series.update(replace(current, materialized_until=max(reached, current.materialized_until),
-                                           status=ENDED if ended else current.status, updated_at=self.clock()))
+                self.series.update(moved)
                 return
             except ConflictError:
-                continue
+                current = self.series.get(series.integration_id, series.id)
+
+    def _context(self, series: Series):
+        key = (series.integration_id, series.asset_id)
+        cache = getattr(self, "_run_cache", {})
+        if key not in cache:
+            if series.integration_id not in cache:
+                cache[series.integration_id] = self.integrations.get(series.integration_id)
+            cache[key] = self.assets.get_in(series.integration_id, series.asset_id)
+        return cache[series.integration_id], cache[key]
 
 
 @dataclass
@@ -214,8 +232,8 @@ class Pushes:
     size: int = 0
 
 
-def _has_more(rec, series: Series, zone, until: datetime) -> bool:
-    """Whether a bounded series still has occurrences at or after `until`."""
+def _next_after(rec, series: Series, zone, moment: datetime) -> datetime | None:
+    """The first occurrence starting after `moment`, or None when a bounded series has no more."""
     later = occurrences(rec, series.first_local, timedelta(minutes=series.duration_minutes), zone,
-                        after=until - timedelta(microseconds=1), until=until + timedelta(days=3660 * 3), limit=1)
-    return bool(later)
+                        after=moment, until=moment + timedelta(days=3660 * 3), limit=1)
+    return later[0].start if later else None

@@ -7,7 +7,9 @@ A series is kept as its first occurrence's local wall time, its duration, its IA
 Graph's patternedRecurrence; occurrences are reservations of the asset (`series_id` set) with
 ids derived from the series id and the occurrence's start, so materialising the same stretch
 twice writes the same rows. `MaterializedUntil` is the watermark: every occurrence starting
-before it exists. The nightly job only ever moves it forward, ETag-guarded.
+before it exists. The nightly job only ever moves it forward, ETag-guarded. `NextStart` is
+the first occurrence after the watermark (the watermark itself while unknown), so the nightly
+scan reads only the series that have something to add.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class Series:
     created_at: datetime
     updated_at: datetime
     body: str | None = field(default=None, repr=False)
+    next_start: datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -92,7 +95,7 @@ class SeriesRepo:
         `due_before` (the nightly job's scan)."""
         clause, params = "Status eq @open", {"open": OPEN}
         if due_before is not None:
-            clause += " and MaterializedUntil lt @due"
+            clause += " and NextStart lt @due"
             params["due"] = due_before
         for row in self.table.query(clause, params):
             yield from_entity(row)
@@ -111,7 +114,8 @@ def to_entity(series: Series) -> dict[str, Any]:
         "Private": series.private, "TimeZone": series.time_zone,
         "FirstLocal": series.first_local.isoformat(), "DurationMinutes": series.duration_minutes,
         "Recurrence": json.dumps(series.recurrence, sort_keys=True), "Status": series.status,
-        "MaterializedUntil": series.materialized_until, "CreatedAt": series.created_at,
+        "MaterializedUntil": series.materialized_until, "NextStart": series.next_start or series.materialized_until,
+        "CreatedAt": series.created_at,
         "UpdatedAt": series.updated_at,
     }
     return {name: value for name, value in entity.items() if value is not None}
@@ -125,4 +129,5 @@ def from_entity(row: Mapping[str, Any]) -> Series:
         time_zone=row["TimeZone"], first_local=datetime.fromisoformat(row["FirstLocal"]),
         duration_minutes=int(row["DurationMinutes"]), recurrence=json.loads(row["Recurrence"]),
         status=row["Status"], materialized_until=utc_moment(row["MaterializedUntil"]),
+        next_start=utc_moment(row.get("NextStart")),
         created_at=utc_moment(row["CreatedAt"]), updated_at=utc_moment(row["UpdatedAt"]), etag=etag_of(row))
