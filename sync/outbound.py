@@ -37,7 +37,7 @@ from sync.credentials import StoredSecretUnreadable
 from sync.model import utc_now
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.store.errors import ConflictError
-from sync.store.reservations_repo import Intent, ReservationsRepo, intent_key, intent_row_key
+from sync.store.reservations_repo import Intent, ReservationsRepo, intent_key, intent_row_key, is_reservation_id
 from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,14 @@ def outcome_unknown(error: BaseException) -> bool:
     if error.status == 429:
         return False  # throttled requests are refused before they are processed
     return error.status == 0 or error.status >= 500
+
+
+def platform_reservation_id(organizer_event: dict[str, Any]) -> str | None:
+    """The reservation id we tagged an organizer's event with (read with `$expand` of
+    RESERVATION_TAG), or None for a meeting we did not create. The inbound side uses it when a
+    room copy's notification arrives before the worker stored the event's ids."""
+    value = RESERVATION_TAG.value_of(organizer_event)
+    return value if is_reservation_id(value) else None
 
 
 def _wall(moment: datetime) -> dict[str, str]:
