@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable
 
 import graph.errors as graph_errors
 from graph.batch import BatchRequest, BatchRunner
-from graph.errors import GraphError, NotFound, Throttled, TokenError
+from graph.errors import Forbidden, GraphError, NotFound, Throttled, TokenError
 from graph.events import (
-    ExtendedProperty, calendar_view, create_event, delete_event, find_by_extended_property, get_event,
-    outlook_headers, update_event,
+    ExtendedProperty, calendar_view, create_event, decline_event, delete_event, find_by_extended_property,
+    find_by_ical_uid, get_event, outlook_headers, update_event,
 )
 from graph.paths import segment
 from graph.timestamps import graph_time
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 RESERVATION_TAG = ExtendedProperty("6f1c2a57-3b8e-4d0a-9c61-2e7d5b4a9f13", "RoomsyncReservationId")
 _TRANSACTION_NAMESPACE = uuid.UUID("0d9b3f5e-8a42-4c1e-b7a6-51f2c3d4e5a6")
 LEASE = timedelta(seconds=60)
+ROOM_RELEASE_COMMENT = "This booking was cancelled in the booking platform."
 MAX_ATTEMPTS = 8
 AMBIGUOUS_RETRY_SECONDS = 5
 CONTEXT_TTL = timedelta(seconds=10)
@@ -218,8 +219,15 @@ class OutboundWorker:
         if reservation.status == CANCELLED:
             if applied.event_id:
                 applied.calls += 1
-                delete_event(client, mailbox, applied.event_id)
+                try:
+                    deleted = delete_event(client, mailbox, applied.event_id)
+                except Forbidden:
+                    deleted = False
                 applied.decision = "deleted"
+                if not deleted and applied.ical_uid:
+                    # The organizer's mailbox is gone (a deleted leaver) or blocked: the room
+                    # would keep the booking, so its copy is declined on the room's side.
+                    self._release_room_copy(client, asset, applied)
             return applied
         if reservation.status != CONFIRMED:
             return applied  # declined: the booker keeps the room's answer in their calendar
@@ -248,6 +256,18 @@ class OutboundWorker:
             applied.event_id, applied.ical_uid = event["id"], event.get("iCalUId")
         self._read_answer(client, mailbox, asset, reservation, applied)
         return applied
+
+    def _release_room_copy(self, client, asset: Asset, applied: Applied) -> None:
+        applied.calls += 1
+        for copy in find_by_ical_uid(client, asset.mailbox, applied.ical_uid):
+            if copy.get("isCancelled"):
+                continue
+            applied.calls += 1
+            try:
+                decline_event(client, asset.mailbox, copy["id"], comment=ROOM_RELEASE_COMMENT)
+                applied.decision = "room_copy_declined"
+            except NotFound:
+                pass
 
     def _find(self, client, mailbox: str, reservation_id: str, applied: Applied) -> dict | None:
         applied.calls += 1

@@ -205,3 +205,48 @@ def test_fifty_concurrent_overlapping_posts_give_exactly_one_201(host, booking):
              what="the winner in the room's calendar")
     assert len([e for e in room_items(booking["cal"], room.mailbox)
                 if e["start"]["dateTime"][:10] == start.strftime("%Y-%m-%d")]) == 1
+
+
+def test_a_weekly_series_lands_as_one_meeting_per_occurrence(host, booking):
+    person, room = booking["tenant"].users[1].mail, booking["assets"][0]
+    start = slot(15, hour=7)
+    day = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")[start.weekday()]
+    answer = post(host, {"asset_id": room.id, "booker": person, "start": start.isoformat(),
+                         "end": (start + timedelta(minutes=30)).isoformat(), "subject": "Weekly sync",
+                         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [day]},
+                                        "range": {"type": "numbered", "numberOfOccurrences": 4}}})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["series"]["recurrence"]["range"]["numberOfOccurrences"] == 4
+
+    def weekly_meetings():
+        found = [e for e in organised(booking["cal"], person) if e["subject"] == "Weekly sync"]
+        return found if len(found) == 4 else None
+
+    meetings = wait_for(weekly_meetings, timeout=30, interval=0.2, what="four weekly meetings")
+    assert len({m["iCalUId"] for m in meetings}) == 4 and all(m["type"] == "singleInstance" for m in meetings)
+
+
+def test_a_leavers_future_booking_is_released_on_the_next_user_sync(host, booking, graph_emulator):
+    tenant, cal, room = booking["tenant"], booking["cal"], booking["assets"][1]
+    leaver = tenant.users[2]
+    start = slot(20, hour=16)
+    answer = post(host, {"asset_id": room.id, "booker": leaver.mail, "start": start.isoformat(),
+                         "end": (start + timedelta(hours=1)).isoformat(), "subject": "Handover"})
+    assert answer.status_code == 201, answer.text
+    reservation_id = answer.json()["id"]
+    wait_for(lambda: stored(booking, reservation_id).sync_status == "synced", timeout=20, interval=0.1,
+             what="the booking in Outlook")
+    assert organised(cal, leaver.mail)
+
+    requests.post(f"{graph_emulator.base_url}/_control/tenants/{tenant.tenant_id}/users/{leaver.id}/soft-delete",
+                  verify=graph_emulator.ca_path, timeout=30).raise_for_status()
+    accepted = requests.post(api(host, f"integrations/{booking['integration_id']}/sync-users"), headers=KEY, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+
+    wait_for(lambda: stored(booking, reservation_id).status == "cancelled", timeout=30, interval=0.1,
+             what="the leaver's booking released")
+    # the deleted leaver's mailbox is gone, so the room's copy is declined on the room's side
+    wait_for(lambda: not [e for e in room_items(cal, room.mailbox) if e["start"]["dateTime"].startswith(
+        start.strftime("%Y-%m-%dT%H:%M"))], timeout=30, interval=0.1, what="the room released")
+    wait_for(lambda: stored(booking, reservation_id).sync_status == "synced", timeout=20, interval=0.1,
+             what="the release synced")
