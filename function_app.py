@@ -11,7 +11,10 @@ importing this module, to print that line and exit with status 2 instead of a tr
 """
 import azure.functions as func
 
-from functions import admin_page, api, context, health, openapi, room_workers, rooms_api, status, timers, webhooks, workers
+from functions import (
+    admin_page, api, booking_workers, context, health, openapi, reservations_api, room_workers, rooms_api, status,
+    timers, webhooks, workers,
+)
 
 context.settings()
 
@@ -26,3 +29,5 @@ app.register_functions(room_workers.bp)
 app.register_functions(status.bp)
 app.register_functions(openapi.bp)
 app.register_functions(admin_page.bp)
+app.register_functions(reservations_api.bp)
+app.register_functions(booking_workers.bp)

@@ -122,7 +122,7 @@ def user_sync():
             integrations=integrations_repo(), users=users_repo(), syncstate=syncstate_repo(),
             access=graph_access(), events=UserEventPublisher(QueuePublisher(queue_service(), USER_EVENTS_QUEUE)),
             default_max_share=settings().user_sync_max_deactivation_share, requester=sync_requester(),
-            email_guard=email_guard())
+            email_guard=email_guard(), leavers=QueuePublisher(queue_service(), "leaver-releases"))
 
     return _once("user_sync", build)
 

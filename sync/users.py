@@ -193,11 +193,12 @@ class UserSync:
                  access: GraphAccess, events: UserEventPublisher, default_max_share: float, email_guard: EmailGuard,
                  clock: Callable[[], datetime] = utc_now, page_size: int = DELTA_PAGE_SIZE,
                  full_read_writers: int = FULL_READ_WRITERS, requester: SyncRequester | None = None,
-                 new_token: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_token: Callable[[], str] = lambda: uuid.uuid4().hex, leavers=None) -> None:
         self.requester = requester
         self.email_guard = email_guard
         self.new_token = new_token
         self._guarded: set[str] = set()
+        self.leavers = leavers  # `leaver-releases`: the booking side releases a leaver's future bookings
         self.integrations = integrations
         self.users = users
         self.syncstate = syncstate
@@ -448,6 +449,8 @@ class UserSync:
             chunk = events[start:start + OUTBOX_CHUNK]
             for event in chunk:
                 self.events.publish(event)
+                if self.leavers is not None and event.type == "user.deactivated":
+                    self.leavers.send({"integration_id": event.integration_id, "user_id": event.user_id})
             transactions = self.users.clear_events(integration_id, chunk)
             if report is not None:
                 report.table_transactions += transactions

@@ -11,6 +11,7 @@ Partition `<integration id>!<asset id>`:
 | `g!<sha256(organizer event id)>` | index: the reservation an organizer's event mirrors |
 | `t!<sha256(room event id)>` | tombstone: a room item deleted before anything was linked to it |
 | `o!<event id>` | outbox: a reservation event committed with its change, deleted once queued |
+| `b!<reservation id>` | intent: Outlook must be brought in line with the reservation (the booking outbox) |
 | `lock` | its ETag serialises every write of the partition (`Version` counts them) |
 
 Every write goes through `commit`, which updates the lock row If-Match on the ETag read before
@@ -29,14 +30,14 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sync.booking_model import CONFIRMED, Organizer, Reservation
 from sync.store.catalog import Store
-from sync.store.errors import ConflictError, TransactionError
+from sync.store.errors import ConflictError, NotFoundError, TransactionError
 from sync.store.keys import compose, hash_key, prefix_range
-from sync.store.tables import MAX_PAGE_SIZE, REPLACE, etag_of, utc_moment
+from sync.store.tables import MAX_PAGE_SIZE, MERGE, REPLACE, etag_of, utc_moment
 
 TABLE = "reservations"
 LOCK_ROW = "lock"
@@ -46,8 +47,10 @@ BY_ROOM_EVENT = "x"
 BY_ORGANIZER_EVENT = "g"
 OUTBOX = "o"
 GONE = "t"
+INTENT = "b"
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def partition(integration_id: str, asset_id: str) -> str:
@@ -83,6 +86,54 @@ class PublishedEvent:
     def message(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "type": self.type, "at": self.at.isoformat().replace("+00:00", "Z"),
                 "reservation": self.reservation}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A platform change not yet brought to Outlook. `seq` grows with every change of the
+    reservation; `attempted` is the seq of the last Graph create that may have happened (then
+    the event is looked up by its extended property before creating again); a live `lease_until`
+    means a worker is on it."""
+
+    integration_id: str
+    asset_id: str
+    reservation_id: str
+    seq: int
+    changed_at: datetime
+    lease_until: datetime | None = None
+    attempted: int | None = None
+    etag: str | None = None
+
+
+def intent_operation(integration_id: str, asset_id: str, reservation_id: str, seq: int, at: datetime, *,
+                     lease_until: datetime | None = None, attempted: int | None = None) -> tuple:
+    """The intent row for `commit(..., extra=[...])`: merged, so a worker's lease and attempt
+    marks written meanwhile survive a new change."""
+    entity: dict[str, Any] = {"PartitionKey": partition(integration_id, asset_id),
+                              "RowKey": compose(INTENT, reservation_id), "Seq": seq, "ChangedAt": at}
+    if lease_until is not None:
+        entity["LeaseUntil"] = lease_until
+    if attempted is not None:
+        entity["Attempted"] = attempted
+    return ("upsert", entity, {"mode": MERGE})
+
+
+def intent_key(intent: Intent) -> str:
+    return partition(intent.integration_id, intent.asset_id)
+
+
+def intent_row_key(intent: Intent) -> str:
+    return compose(INTENT, intent.reservation_id)
+
+
+def _intent(row: Mapping[str, Any]) -> Intent:
+    integration_id, asset_id = row["PartitionKey"].split("!", 1)
+    attempted = row.get("Attempted")
+    return Intent(integration_id=integration_id, asset_id=asset_id, reservation_id=row["RowKey"].split("!", 1)[1],
+                  seq=int(row.get("Seq") or 0), changed_at=utc_moment(row.get("ChangedAt")),
+                  lease_until=utc_moment(row.get("LeaseUntil")),
+                  attempted=int(attempted) if attempted is not None and int(attempted) >= 0 else None,
+                  etag=etag_of(row))
 
 
 @dataclass
@@ -201,6 +252,84 @@ class ReservationsRepo:
                 seen.add(row["PartitionKey"])
                 integration_id, asset_id = row["PartitionKey"].split("!", 1)
                 yield integration_id, asset_id
+
+    def with_intent(self, integration_id: str, asset_id: str, reservation_id: str, *, lock: bool = False):
+        """The reservation, its intent and (with `lock`) the lock's ETag and version, in one
+        query: `(reservation or None, intent or None, (etag, version) or None)`."""
+        keys = [compose(RESERVATION, reservation_id), compose(INTENT, reservation_id)] + ([LOCK_ROW] if lock else [])
+        params = {f"k{n}": key for n, key in enumerate(keys)}
+        rows = {row["RowKey"]: row for row in self.table.query(
+            " or ".join(f"RowKey eq @k{n}" for n in range(len(keys))), params,
+            partition=partition(integration_id, asset_id))}
+        reservation = rows.get(keys[0])
+        intent = rows.get(keys[1])
+        lock_row = rows.get(LOCK_ROW) if lock else None
+        return (from_entity(reservation) if reservation else None, _intent(intent) if intent else None,
+                (etag_of(lock_row), int(lock_row.get("Version") or 0)) if lock_row else None)
+
+    def intent(self, integration_id: str, asset_id: str, reservation_id: str) -> Intent | None:
+        row = self.table.get(partition(integration_id, asset_id), compose(INTENT, reservation_id))
+        return _intent(row) if row is not None else None
+
+    def intents_of(self, integration_id: str, asset_id: str) -> list[Intent]:
+        low, high = prefix_range(INTENT)
+        return [_intent(row) for row in self.table.query("RowKey ge @low and RowKey lt @high",
+                                                          {"low": low, "high": high},
+                                                          partition=partition(integration_id, asset_id))]
+
+    def several(self, integration_id: str, asset_id: str, reservation_ids) -> list[Reservation]:
+        """The stored reservations among the ids (14 row keys per query: the filter limit)."""
+        wanted = sorted(set(reservation_ids))
+        found: list[Reservation] = []
+        for start in range(0, len(wanted), 14):
+            chunk = wanted[start:start + 14]
+            params = {f"k{n}": compose(RESERVATION, rid) for n, rid in enumerate(chunk)}
+            rows = self.table.query(" or ".join(f"RowKey eq @k{n}" for n in range(len(chunk))), params,
+                                    partition=partition(integration_id, asset_id))
+            found.extend(from_entity(row) for row in rows)
+        return found
+
+    def intents(self, *, changed_before: datetime | None = None) -> Iterator[Intent]:
+        """Every intent of every partition (the sweeper's scan), optionally only older ones."""
+        low, high = prefix_range(INTENT)
+        clause, params = "RowKey ge @low and RowKey lt @high", {"low": low, "high": high}
+        if changed_before is not None:
+            clause += " and ChangedAt lt @before"
+            params["before"] = changed_before
+        for row in self.table.query(clause, params):
+            yield _intent(row)
+
+    def claim_intent(self, intent: Intent, lease_until: datetime, attempted: int | None) -> Intent:
+        """Takes the lease If-Match on the intent's ETag (ConflictError when it changed)."""
+        entity: dict[str, Any] = {"PartitionKey": partition(intent.integration_id, intent.asset_id),
+                                  "RowKey": compose(INTENT, intent.reservation_id), "LeaseUntil": lease_until}
+        if attempted is not None:
+            entity["Attempted"] = attempted
+        etag = self.table.update(entity, intent.etag, mode=MERGE)
+        return replace(intent, lease_until=lease_until,
+                       attempted=attempted if attempted is not None else intent.attempted, etag=etag)
+
+    def release_intent(self, intent: Intent, *, done: bool) -> bool:
+        """`done`: deletes the intent unless a newer change (a higher seq) arrived meanwhile;
+        otherwise, or when not done, only ends the lease. False when work remains."""
+        key = partition(intent.integration_id, intent.asset_id)
+        row_key = compose(INTENT, intent.reservation_id)
+        current = intent if intent.etag else self.intent(intent.integration_id, intent.asset_id, intent.reservation_id)
+        for _ in range(5):
+            if current is None:
+                return True
+            try:
+                if done and current.seq == intent.seq:
+                    self.table.delete(key, row_key, etag=current.etag)
+                    return True
+                self.table.update({"PartitionKey": key, "RowKey": row_key, "LeaseUntil": _EPOCH}, current.etag,
+                                  mode=MERGE)
+                return False
+            except NotFoundError:
+                return True
+            except ConflictError:
+                current = self.intent(intent.integration_id, intent.asset_id, intent.reservation_id)
+        return False
 
     # writes
     def commit(self, integration_id: str, asset_id: str, lock_etag: str, version: int,

@@ -85,7 +85,12 @@ def test_connecting_a_tenant_syncs_its_people(host, graph_emulator):
 
     people = wait_for(synced, timeout=30.0, interval=0.1, what="the first user sync")
     assert sorted(p["email"] for p in people) == sorted(u.mail.lower() for u in tenant.users)
-    status = requests.get(api(host, f"integrations/{created['id']}/status"), headers=KEY, timeout=30).json()
+
+    def recorded():  # the people are written before the run's outcome is
+        state = requests.get(api(host, f"integrations/{created['id']}/status"), headers=KEY, timeout=30).json()
+        return state if (state["user_sync"]["last_run"] or {}).get("finished_at") else None
+
+    status = wait_for(recorded, timeout=30.0, interval=0.1, what="the first run's outcome")
     assert status["user_sync"]["last_run"]["run_id"] == created["initial_user_sync"]["run_id"]
     assert status["user_sync"]["last_run"]["outcome"] == "applied" and status["users"]["active"] == 6
 
