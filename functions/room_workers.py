@@ -32,6 +32,7 @@ bp = func.Blueprint()
 
 MAX_DEFERRALS = 20
 POISONED_QUEUES = ("graph-notifications", "graph-lifecycle", "calendar-resync", "user-sync", "booking-changes",
+                   "leaver-releases",
                    "integration-purge")
 
 

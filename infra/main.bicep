@@ -118,6 +118,7 @@ var queueNames = [
   'calendar-resync'
   'reservation-events'
   'integration-purge'
+  'leaver-releases'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

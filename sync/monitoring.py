@@ -42,7 +42,7 @@ POISON_SUFFIX = "-poison"
 
 # Queues this app's own triggers consume: the host moves their failures to `<name>-poison`.
 CONSUMED_QUEUES = (USER_SYNC_QUEUE, "graph-notifications", "graph-lifecycle", "booking-changes", "calendar-resync",
-                   "integration-purge")
+                   "integration-purge", "leaver-releases")
 # Queues the app only publishes to; the booking platform consumes them (a backlog means it lags).
 PUBLISHED_QUEUES = (USER_EVENTS_QUEUE, RESERVATION_EVENTS_QUEUE)
 

@@ -33,7 +33,7 @@ from graph.paths import segment
 from graph.timestamps import graph_time
 from sync.booking_model import CANCELLED, CONFIRMED, DECLINED, FAILED, SYNCED, Asset, Reservation
 from sync.booking_queue import BookingChange, BookingQueue
-from sync.credentials import StoredSecretUnreadable
+from sync.credentials import SecretUnreadable
 from sync.model import utc_now
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.store.errors import ConflictError
@@ -199,7 +199,7 @@ class OutboundWorker:
                 log.warning("reservation %s: Graph outcome unknown (%s); retrying", reservation.id, error.code)
                 return Outcome("retry", retry_in=AMBIGUOUS_RETRY_SECONDS * (attempt + 1))
             applied = Applied(sync_status=FAILED, decision="failed", reason=f"Graph refused: {error}")
-        except (TokenError, StoredSecretUnreadable) as error:
+        except (TokenError, SecretUnreadable) as error:
             self._finish(reservation, intent, Applied(sync_status=FAILED, decision="failed",
                          reason=f"no Graph access: {error}"), done=False)
             return Outcome("failed", detail={"reason": str(error)})

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 
 from functions.api_spec import bookings, common, integrations, room_sync, service
 
-SERVED = (integrations.FRAGMENT, room_sync.FRAGMENT, service.FRAGMENT)
-PENDING = (bookings.FRAGMENT,)
+SERVED = (integrations.FRAGMENT, room_sync.FRAGMENT, service.FRAGMENT, bookings.FRAGMENT)
+PENDING = ()
 
 
 def merge(base: Mapping[str, Any], fragments: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

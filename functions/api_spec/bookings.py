@@ -20,7 +20,7 @@ FRAGMENT = {
         },
         "/reservations/{reservation_id}": {
             "parameters": [path_parameter("reservation_id", "The reservation's id.")],
-            "patch": {"operationId": "reservations_update", "tags": ["reservations"], "summary": "Move or rename",
+            "patch": {"operationId": "reservations_change", "tags": ["reservations"], "summary": "Move or rename",
                       "parameters": [SCOPE],
                       "requestBody": request_body({"type": "object", "minProperties": 1, "properties": {
                           "start": TIME, "end": TIME, "subject": {"type": "string"}}}),
