@@ -20,6 +20,8 @@ from sync.booking_settings import BookingSettings
 from sync.credentials import GraphAccess
 from sync.events_out import QueuePublisher, UserEventPublisher
 from sync.integrations import IntegrationService
+from sync.purge import PurgeRequester
+from sync.store.email_guard_repo import EmailGuard
 from sync.leavers import LeaverReleaser
 from sync.outbound import OutboundWorker
 from sync.reservation_events import ReservationEventOutbox
@@ -171,14 +173,16 @@ def make_booking_world(server, connection_string: str, unique_name, *, users: in
     requester = SyncRequester(QueuePublisher(queues, unique_name("usersync")))
     integration = IntegrationService(integrations=integrations, syncstate=SyncStateRepo(store), users=users_repo,
                                      access=access, requester=requester, default_max_share=0.9,
-                                     unsubscribe_assets=lambda i: 0).create(
+                                     purges=PurgeRequester(QueuePublisher(queues, unique_name("purge"))),
+                                     purge_steps=[]).create(
         {"domains": [tenant.domain], "tenant_id": tenant.tenant_id, "client_id": tenant.client_id,
          "client_secret": tenant.client_secret})
     booking_queue_name, events_queue_name = unique_name("booking"), unique_name("resevents")
     leavers_queue = unique_name("leavers")
     user_sync = UserSync(integrations=integrations, users=users_repo, syncstate=SyncStateRepo(store), access=access,
                          events=UserEventPublisher(QueuePublisher(queues, unique_name("userevents"))),
-                         default_max_share=0.9, leavers=QueuePublisher(queues, leavers_queue))
+                         default_max_share=0.9, leavers=QueuePublisher(queues, leavers_queue),
+                         email_guard=EmailGuard(store))
     user_sync.leavers_queue = leavers_queue
     user_sync.run(SyncRequest(integration["id"], str(uuid.uuid4()), "initial"))
     now = clock()
