@@ -134,12 +134,18 @@ def test_a_booking_made_through_the_api_appears_in_both_calendars_and_follows_mo
 
     def synced():
         current = stored(booking, view["id"])
-        return current if current.sync_status == "synced" and organised(cal, person) else None
+        return current if current.sync_status == "synced" and current.ical_uid else None
 
     reservation = wait_for(synced, timeout=20, interval=0.1, what="the meeting in Outlook")
-    (meeting,) = organised(cal, person)
-    (copy,) = room_items(cal, room.mailbox)
-    assert meeting["id"] == reservation.organizer_event_id and copy["iCalUId"] == reservation.ical_uid
+    uid = reservation.ical_uid
+
+    def mine(items: list[dict]) -> list[dict]:
+        return [e for e in items if e.get("iCalUId") == uid]
+
+    (meeting,) = mine(organised(cal, person))
+    # Other tests of this module book the same room (in any order): take this meeting's copy.
+    (copy,) = mine(room_items(cal, room.mailbox))
+    assert meeting["id"] == reservation.organizer_event_id
     assert meeting["subject"] == "Design review"
 
     moved = start + timedelta(hours=2)
@@ -148,7 +154,7 @@ def test_a_booking_made_through_the_api_appears_in_both_calendars_and_follows_mo
     assert answer.status_code == 200 and answer.json()["sync_status"] == "pending", answer.text
 
     def moved_in_both():
-        items = organised(cal, person) + room_items(cal, room.mailbox)
+        items = mine(organised(cal, person)) + mine(room_items(cal, room.mailbox))
         wanted = moved.strftime("%Y-%m-%dT%H:%M")
         return len(items) == 2 and all(i["start"]["dateTime"].startswith(wanted) for i in items)
 
@@ -156,8 +162,8 @@ def test_a_booking_made_through_the_api_appears_in_both_calendars_and_follows_mo
 
     answer = requests.delete(api(host, f"reservations/{view['id']}"), headers=KEY, timeout=30)
     assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
-    wait_for(lambda: not organised(cal, person) and not room_items(cal, room.mailbox), timeout=20, interval=0.1,
-             what="the cancellation in both calendars")
+    wait_for(lambda: not mine(organised(cal, person)) and not mine(room_items(cal, room.mailbox)), timeout=20,
+             interval=0.1, what="the cancellation in both calendars")
     wait_for(lambda: stored(booking, view["id"]).sync_status == "synced", timeout=20, interval=0.1,
              what="the cancellation synced")
 
@@ -180,13 +186,13 @@ def test_api_refusals_name_the_field(host, booking, change, status, field):
 def test_fifty_concurrent_overlapping_posts_give_exactly_one_201(host, booking):
     start = slot(12, hour=14)
     room = booking["assets"][1]
-    people = [u.mail for u in booking["tenant"].users]
+    people = [u.mail for u in booking["tenant"].users[:2]]  # users[2] leaves in another test of this module
     statuses, barrier = [], threading.Barrier(50)
 
     def attempt(n: int) -> None:
         barrier.wait()
         begin = start + timedelta(minutes=n % 20)
-        answer = post(host, {"asset_id": room.id, "booker": people[n % 3], "start": begin.isoformat(),
+        answer = post(host, {"asset_id": room.id, "booker": people[n % 2], "start": begin.isoformat(),
                              "end": (begin + timedelta(minutes=45)).isoformat(), "subject": f"Race {n}"})
         statuses.append((answer.status_code, answer.json()))
 
