@@ -13,7 +13,7 @@ export CUSTOM_COMPILE_COMMAND := make lock
 PIP_COMPILE = $(PY) -m piptools compile --quiet --generate-hashes --strip-extras \
 	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: setup test start check bench lock clean reseal-secrets
+.PHONY: setup test start check bench lock clean reseal-secrets soak
 
 # Another major.minor stops make with one line, before a venv is made (`make clean` always runs).
 # An existing venv is checked too: it may have been made by another interpreter.
@@ -42,6 +42,16 @@ setup: $(VENV)/.installed node_modules/.installed
 # Tests run in random order; pytest-randomly prints the seed, PYTEST_ARGS=--randomly-seed=N repeats it.
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The sync state machine (tests/integration/test_sync_state_machine.py) with many more examples
+# than `make test` runs; prints how many examples and steps ran. SOAK_EXAMPLES, SOAK_STEPS change it.
+SOAK_EXAMPLES ?= 150
+SOAK_STEPS ?= 25
+soak: setup
+	@stats=$$(mktemp); \
+	ROOMSYNC_SOAK_EXAMPLES=$(SOAK_EXAMPLES) ROOMSYNC_SOAK_STEPS=$(SOAK_STEPS) ROOMSYNC_SOAK_STATS=$$stats \
+	$(PY) -m pytest -p no:randomly -q tests/integration/test_sync_state_machine.py $(PYTEST_ARGS); \
+	status=$$?; cat $$stats; rm -f $$stats; exit $$status
 
 start: setup
 	$(PY) -m devtools.start $(START_ARGS)

@@ -1,0 +1,548 @@
+"""A Hypothesis state machine over the whole room sync: people change meetings in Outlook, the
+platform books, moves and cancels, Graph's notifications come late, twice, out of order or never,
+workers crash, Graph throttles and fails, subscriptions are lost, people leave and come back. The
+real planner, store (Azurite), workers and Graph emulator run every step.
+
+What must hold after every step (whatever is still pending):
+- no two confirmed reservations of one asset overlap, and no Outlook meeting is mirrored twice;
+- no platform booking has two live Outlook meetings;
+- nothing the model did not cancel is gone: people's own meetings stay, reservation rows never
+  vanish, and a platform booking is cancelled only by its booker or because they left;
+- reservation events: per reservation one `created`, first; no two consecutive events announce
+  the same state (each change is published once); every state the store showed between steps
+  was published, in order; when the outbox is empty the last event is the stored state.
+After `quiesce` (every notification delivered, queues dry, subscriptions renewed, a final resync):
+- each live item of a room's calendar (not cancelled, not declined) is exactly one confirmed
+  reservation with its iCalUId and times, and each confirmed reservation is one such item;
+- each confirmed platform booking is exactly one meeting in its booker's calendar, tagged with
+  its id, at its times, and synced; a cancelled one has none; a declined one was declined by the
+  room (the product keeps the booking as `declined` instead of moving it: modelled so).
+
+ROOMSYNC_SOAK_EXAMPLES raises the number of examples (`make soak`); ROOMSYNC_SOAK_STEPS the
+steps per example.
+"""
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from sync.booking_model import CANCELLED, CONFIRMED, DECLINED, FROM_PLATFORM, SYNCED
+from sync.outbound import RESERVATION_TAG, room_response
+from sync.reservation_events import CANCELLED_EVENT, CREATED
+from sync.validation import Problem
+from tests.support.calendar_client import q
+from tests.support.emulator_fixture import start_emulator
+from tests.support.notification_fixtures import Control
+from tests.support.receiver import NotificationReceiver
+from tests.support.sync_model_world import SyncWorld, instant, make_sync_world
+
+EXAMPLES = int(os.environ.get("ROOMSYNC_SOAK_EXAMPLES", "5"))
+STEPS = int(os.environ.get("ROOMSYNC_SOAK_STEPS", "12"))
+PEOPLE, ROOMS = 3, 2
+STATS_FILE = os.environ.get("ROOMSYNC_SOAK_STATS")  # where `make soak` reads the counts from
+
+people = st.integers(0, PEOPLE - 1)
+rooms = st.integers(0, ROOMS - 1)
+days = st.integers(0, 1)
+hours = st.integers(8, 10)
+lengths = st.sampled_from([30, 60])
+
+
+def tag_of(event: dict) -> str | None:
+    props = (event.get("_internal") or {}).get("extendedProperties") or {}
+    return next((v for k, v in props.items() if k.lower() == RESERVATION_TAG.id.lower()), None)
+
+
+def state_of(view: dict) -> dict:
+    """What a reservation event announces, without the write's own timestamp."""
+    return {**view, "updated_at": None}
+
+
+class Tally:
+    examples = 0
+    steps = 0
+    rules: Counter = Counter()
+
+
+class SyncMachine(RuleBasedStateMachine):
+    env: dict = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w: SyncWorld = make_sync_world(self.env["server"], self.env["storage"], self.env["receiver"])
+        self.base = (self.w.booking.clock() + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.meetings: dict[str, dict] = {}  # organizer event id -> what the model did to it
+        self.bookings: dict[str, dict] = {}  # platform reservation id -> what the model did to it
+        self.inactive: set[int] = set()
+        self.ever_inactive: set[int] = set()
+        self.known: set[str] = set()  # every reservation id the store ever showed
+        self.observed: dict[str, list[dict]] = {}  # reservation id -> states seen between steps
+        self.crash_next = False
+        Tally.examples += 1
+
+    def teardown(self) -> None:
+        try:
+            if not getattr(self, "failed", False):
+                self.quiesce()
+        finally:
+            self.w.control("DELETE", "faults", params={"tenant": self.w.tenant.tenant_id})
+            self.w.close()
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def step(self, name: str) -> None:
+        Tally.steps += 1
+        Tally.rules[name] += 1
+        self.w.collect()
+
+    def person(self, index: int):
+        return self.w.tenant.users[index]
+
+    def room(self, index: int) -> str:
+        return self.w.booking.assets[index].mailbox
+
+    def slot(self, day: int, hour: int, minutes: int):
+        start = self.base + timedelta(days=day, hours=hour)
+        return start, start + timedelta(minutes=minutes)
+
+    def meeting_call(self, method: str, person: int, *parts: str, body: dict | None = None, ok=(200, 201, 204)):
+        answer = self.w.meeting_call(method, self.person(person).mail, *parts, body=body)
+        assert answer.status_code in ok, answer.text
+        return answer
+
+    def live_meetings(self, **wanted) -> list[str]:
+        return sorted(m for m, info in self.meetings.items() if not info["cancelled"]
+                      and info["person"] not in self.inactive and all(info[k] == v for k, v in wanted.items()))
+
+    def open_bookings(self) -> list[str]:
+        return sorted(b for b, info in self.bookings.items() if not info["cancelled"])
+
+    # ---- Outlook, as the demo people -----------------------------------------------------------
+    @rule(person=people, room=rooms, day=days, hour=hours, minutes=lengths, weekly=st.booleans())
+    def outlook_create(self, person, room, day, hour, minutes, weekly):
+        if person in self.inactive:
+            return
+        start, end = self.slot(day, hour, minutes)
+        body = {"subject": f"Outlook {len(self.meetings)}", "start": start.isoformat(), "end": end.isoformat(),
+                "rooms": [self.room(room)]}
+        if weekly:
+            body["recurrence"] = {"pattern": {"type": "weekly", "interval": 1,
+                                              "daysOfWeek": [start.strftime("%A").lower()]},
+                                  "range": {"type": "numbered", "startDate": start.date().isoformat(),
+                                            "numberOfOccurrences": 3}}
+        made = self.meeting_call("POST", person, body=body).json()["event"]
+        self.meetings[made["id"]] = {"person": person, "room": room, "series": weekly, "cancelled": False}
+        self.step("outlook_create")
+
+    @precondition(lambda self: self.live_meetings(series=False))
+    @rule(data=st.data(), day=days, hour=hours, minutes=lengths)
+    def outlook_move(self, data, day, hour, minutes):
+        event_id = data.draw(st.sampled_from(self.live_meetings(series=False)))
+        start, end = self.slot(day, hour, minutes)
+        self.meeting_call("PATCH", self.meetings[event_id]["person"], q(event_id),
+                          body={"start": start.isoformat(), "end": end.isoformat()})
+        self.step("outlook_move")
+
+    @precondition(lambda self: self.live_meetings())
+    @rule(data=st.data())
+    def outlook_cancel(self, data):
+        event_id = data.draw(st.sampled_from(self.live_meetings()))
+        self.meeting_call("POST", self.meetings[event_id]["person"], q(event_id), "cancel", body={})
+        self.meetings[event_id]["cancelled"] = True
+        self.step("outlook_cancel")
+
+    def occurrences(self, event_id: str) -> list[dict]:
+        info = self.meetings[event_id]
+        return self.w.booking.cal.view(self.person(info["person"]).mail, self.base - timedelta(days=1),
+                                       self.base + timedelta(days=30), path=f"events/{q(event_id)}/instances")
+
+    @precondition(lambda self: self.live_meetings(series=True))
+    @rule(data=st.data(), shift=st.sampled_from([-60, 30, 120]))
+    def outlook_move_occurrence(self, data, shift):
+        event_id = data.draw(st.sampled_from(self.live_meetings(series=True)))
+        found = self.occurrences(event_id)
+        if not found:
+            return
+        occurrence = data.draw(st.sampled_from(found))
+        start, end = instant(occurrence["start"]) + timedelta(minutes=shift), instant(occurrence["end"]) + timedelta(
+            minutes=shift)
+        self.meeting_call("PATCH", self.meetings[event_id]["person"], q(occurrence["id"]),
+                          body={"start": start.isoformat(), "end": end.isoformat()})
+        self.step("outlook_move_occurrence")
+
+    @precondition(lambda self: self.live_meetings(series=True))
+    @rule(data=st.data())
+    def outlook_cancel_occurrence(self, data):
+        event_id = data.draw(st.sampled_from(self.live_meetings(series=True)))
+        found = self.occurrences(event_id)
+        if not found:
+            return
+        occurrence = data.draw(st.sampled_from(found))
+        self.meeting_call("POST", self.meetings[event_id]["person"], q(event_id), "cancel-occurrence",
+                          body={"occurrenceId": occurrence["id"]})
+        self.step("outlook_cancel_occurrence")
+
+    @precondition(lambda self: self.live_meetings())
+    @rule(data=st.data())
+    def outlook_remove_room(self, data):
+        event_id = data.draw(st.sampled_from(self.live_meetings()))
+        info = self.meetings[event_id]
+        self.meeting_call("DELETE", info["person"], q(event_id), "rooms", q(self.room(info["room"])),
+                          ok=(200, 204, 404))
+        self.step("outlook_remove_room")
+
+    @precondition(lambda self: self.live_meetings())
+    @rule(data=st.data())
+    def outlook_invite_room(self, data):
+        event_id = data.draw(st.sampled_from(self.live_meetings()))
+        info = self.meetings[event_id]
+        self.meeting_call("POST", info["person"], q(event_id), "rooms", body={"email": self.room(info["room"])},
+                          ok=(200, 201, 400, 409))
+        self.step("outlook_invite_room")
+
+    # ---- the platform --------------------------------------------------------------------------
+    @rule(person=people, room=rooms, day=days, hour=hours, minutes=lengths)
+    def platform_create(self, person, room, day, hour, minutes):
+        start, _ = self.slot(day, hour, minutes)
+        try:
+            view = self.w.booking.service.create(self.w.booking.body(asset=self.w.booking.assets[room], person=person,
+                                                                     start=start, minutes=minutes))
+        except Problem as refused:
+            assert refused.status in (409, 422), refused
+            assert refused.status == 409 or person in self.inactive, refused
+        else:
+            assert person not in self.inactive
+            self.bookings[view["id"]] = {"person": person, "cancelled": False}
+        self.step("platform_create")
+
+    @precondition(lambda self: self.open_bookings())
+    @rule(data=st.data(), day=days, hour=hours, minutes=lengths)
+    def platform_move(self, data, day, hour, minutes):
+        reservation_id = data.draw(st.sampled_from(self.open_bookings()))
+        start, end = self.slot(day, hour, minutes)
+        try:
+            self.w.booking.service.change(reservation_id, {"start": start.isoformat(), "end": end.isoformat()}, None)
+        except Problem as refused:
+            assert refused.status == 409, refused  # overlap, or no longer confirmed
+        self.step("platform_move")
+
+    @precondition(lambda self: self.open_bookings())
+    @rule(data=st.data())
+    def platform_cancel(self, data):
+        reservation_id = data.draw(st.sampled_from(self.open_bookings()))
+        self.w.booking.service.cancel(reservation_id, None)
+        self.bookings[reservation_id]["cancelled"] = True
+        self.step("platform_cancel")
+
+    # ---- notifications -------------------------------------------------------------------------
+    @precondition(lambda self: self.w.pending)
+    @rule(data=st.data(), twice=st.booleans())
+    def deliver(self, data, twice):
+        index = data.draw(st.integers(0, len(self.w.pending) - 1))
+        item = self.w.pending[index] if twice else self.w.pending.pop(index)
+        if not self.w.handle(item) and not twice:
+            self.w.pending.append(item)  # throttled or deferred: back on the queue
+        self.step("deliver_twice" if twice else "deliver")
+
+    @precondition(lambda self: self.w.pending)
+    @rule(data=st.data())
+    def drop(self, data):
+        self.w.pending.pop(data.draw(st.integers(0, len(self.w.pending) - 1)))
+        self.step("drop")
+
+    @precondition(lambda self: len(self.w.pending) > 1)
+    @rule(seed=st.integers(0, 2 ** 16))
+    def shuffle(self, seed):
+        random.Random(seed).shuffle(self.w.pending)
+        self.step("shuffle")
+
+    # ---- workers, crashes and faults -----------------------------------------------------------
+    @rule()
+    def run_booking_queue(self):
+        self.w.run_booking_queue()
+        self.step("run_booking_queue")
+
+    @rule()
+    def lose_booking_message(self):
+        """A crash between the commit and the enqueue: the message never arrives."""
+        client = self.w.booking.queues.get_queue_client(self.w.booking.booking_queue_name)
+        for message in self.w.booking.messages()[:1]:
+            client.delete_message(message)
+        self.step("lose_booking_message")
+
+    @rule()
+    def crash_after_graph_write(self):
+        """The worker dies after Graph took its write and before the result was stored; its
+        message is gone with it and its lease runs out."""
+        worker = self.w.booking.worker
+        real = worker._finish
+
+        def crash(*args, **kwargs):
+            raise SystemError("the worker died after Graph's answer")
+
+        worker._finish = crash
+        try:
+            self.w.run_booking_queue()
+        except SystemError:
+            pass
+        finally:
+            worker._finish = real
+        self.w.advance()
+        self.step("crash_after_graph_write")
+
+    @rule()
+    def sweeper(self):
+        self.w.sweep()
+        self.step("sweeper")
+
+    @rule(status=st.sampled_from([429, 503]), count=st.integers(1, 6))
+    def graph_fault_burst(self, status, count):
+        answer = self.w.control("POST", "faults", json={
+            "method": "*", "match": "regex", "path": r"/users/[^/]+/(events|calendar)", "status": status,
+            "retry_after": 0.05, "count": count, "tenant": self.w.tenant.tenant_id})
+        assert answer.status_code == 201, answer.text
+        self.step(f"fault_{status}")
+
+    # ---- subscriptions -------------------------------------------------------------------------
+    @rule(room=rooms, notify=st.booleans())
+    def lose_subscription(self, room, notify):
+        """Graph drops the subscription, with a subscriptionRemoved lifecycle event or silently."""
+        asset = self.w.assets_repo.get_in(self.w.iid, self.w.booking.assets[room].id)
+        if asset.subscription.id:
+            self.w.control("DELETE", f"subscriptions/{asset.subscription.id}",
+                           params={"notify": "true"} if notify else {})
+        self.step("lose_subscription")
+
+    @rule()
+    def renew_subscriptions(self):
+        self.w.renew_all()
+        self.step("renew_subscriptions")
+
+    @rule(room=rooms)
+    def missed(self, room):
+        asset = self.w.assets_repo.get_in(self.w.iid, self.w.booking.assets[room].id)
+        if asset.subscription.id:
+            self.w.control("POST", f"subscriptions/{asset.subscription.id}/lifecycle",
+                           json={"lifecycle_event": "missed"})
+        self.step("missed")
+
+    @precondition(lambda self: self.w.resyncs)
+    @rule()
+    def run_resyncs(self):
+        self.w.run_resyncs()
+        self.step("run_resyncs")
+
+    # ---- people --------------------------------------------------------------------------------
+    @precondition(lambda self: len(self.inactive) < PEOPLE - 1)
+    @rule(person=people)
+    def deactivate(self, person):
+        if person in self.inactive:
+            return
+        answer = self.w.control("POST", f"tenants/{self.w.tenant.tenant_id}/users/{self.person(person).id}/disable")
+        assert answer.status_code == 200, answer.text
+        self.w.user_sync()
+        self.inactive.add(person)
+        self.ever_inactive.add(person)
+        self.step("deactivate")
+
+    @precondition(lambda self: self.inactive)
+    @rule(data=st.data())
+    def reactivate(self, data):
+        person = data.draw(st.sampled_from(sorted(self.inactive)))
+        answer = self.w.control("POST", f"tenants/{self.w.tenant.tenant_id}/users/{self.person(person).id}/enable")
+        assert answer.status_code == 200, answer.text
+        self.w.user_sync()
+        self.inactive.discard(person)
+        self.step("reactivate")
+
+    @rule()
+    def run_leaver_releases(self):
+        self.w.run_leaver_releases()
+        self.step("run_leaver_releases")
+
+    @rule()
+    def quiesce_now(self):
+        self.quiesce()
+        self.step("quiesce")
+
+    # ---- quiescence ----------------------------------------------------------------------------
+    def quiesce(self) -> None:
+        """Lets every piece of pending work run to its end, then checks the final agreement."""
+        w = self.w
+        w.control("DELETE", "faults", params={"tenant": w.tenant.tenant_id})  # the storm is over
+        for _ in range(12):
+            w.collect()
+            while w.pending:
+                if not w.handle(w.pending.pop(0)):
+                    break  # deferred until the platform's meeting is linked: run the queue first
+            w.run_leaver_releases()
+            w.renew_all()
+            w.collect()
+            w.run_resyncs()
+            self.drain_booking_queue()
+            w.collect()
+            if w.pending or w.resyncs:
+                continue
+            applied = 0
+            for asset in w.booking.assets:
+                applied += w.resync.run(w.iid, asset.id, "final").changes
+            w.collect()
+            if not applied and not w.pending and not w.booking.open_intents():
+                break
+        else:
+            raise AssertionError(f"no quiescence: pending {w.pending}, intents {w.booking.open_intents()}")
+        w.flush_outboxes()
+        self.check_always()
+        self.check_agreement()
+
+    def drain_booking_queue(self) -> None:
+        w = self.w
+        for _ in range(30):
+            w.sweep()
+            ran = w.run_booking_queue()
+            left = w.booking.open_intents()
+            if not left:
+                return
+            now = w.booking.clock()
+            if not ran and all(i.lease_until and i.lease_until > now for i in left):
+                w.advance()  # only a dead worker's lease is in the way
+        raise AssertionError(f"intents never done: {w.booking.open_intents()}")
+
+    # ---- invariants ----------------------------------------------------------------------------
+    @invariant()
+    def always(self):
+        try:
+            self.check_always()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def check_always(self) -> None:
+        w = self.w
+        stored = w.reservations()
+        by_id = {r.id: r for r in stored}
+        # Reservation rows never vanish.
+        assert self.known <= set(by_id), f"reservations vanished: {self.known - set(by_id)}"
+        self.known |= set(by_id)
+        confirmed = [r for r in stored if r.status == CONFIRMED]
+        for asset in w.booking.assets:
+            mine = sorted((r for r in confirmed if r.asset_id == asset.id), key=lambda r: r.start)
+            for before, after in zip(mine, mine[1:]):
+                assert before.end <= after.start, f"double booking of {asset.name}: {before.id} and {after.id}"
+            icals = Counter(r.ical_uid for r in mine if r.ical_uid)
+            assert all(n == 1 for n in icals.values()), f"one meeting mirrored twice: {icals}"
+        # A platform booking has at most one live meeting, and only its booker's.
+        tags = Counter()
+        calendars = {index: w.raw(person.mail) for index, person in enumerate(w.tenant.users)}
+        for index, person in enumerate(w.tenant.users):
+            for event in calendars[index]:
+                tag = tag_of(event)
+                if tag and not event.get("isCancelled") and event.get("isOrganizer"):
+                    tags[tag] += 1
+                    assert tag in by_id, f"a meeting for an unknown reservation {tag}"
+                    assert by_id[tag].organizer.email == person.mail.lower(), "meeting in another person's calendar"
+                if event.get("isOrganizer") and event["id"] in self.meetings and not self.meetings[event["id"]]["cancelled"]:
+                    assert not event.get("isCancelled"), f"a person's meeting was cancelled by us: {event['id']}"
+        assert all(n == 1 for n in tags.values()), f"a booking has two Outlook meetings: {tags}"
+        for meeting_id, info in self.meetings.items():
+            if not info["cancelled"]:
+                ids = {e["id"] for e in calendars[info["person"]]}
+                assert meeting_id in ids, f"a person's meeting was deleted: {meeting_id}"
+        # A platform booking is cancelled only by its booker or because they left.
+        for reservation_id, info in self.bookings.items():
+            current = by_id[reservation_id]
+            if current.status == CANCELLED:
+                assert info["cancelled"] or info["person"] in self.ever_inactive, \
+                    f"platform booking {reservation_id} cancelled by nobody: {current.sync_reason}"
+        self.check_events(by_id)
+
+    def check_events(self, by_id: dict) -> None:
+        w = self.w
+        published = [e for e in w.read_events().values() if e["reservation"]["integration_id"] == w.iid]
+        stream: dict[str, list[dict]] = {}
+        for event in sorted(published, key=lambda e: e["at"]):
+            stream.setdefault(event["reservation"]["id"], []).append(event)
+        empty = {asset.id: w.outbox_empty(asset.id) for asset in w.booking.assets}
+        for reservation_id, current in by_id.items():
+            states = self.observed.setdefault(reservation_id, [])
+            if not states or states[-1] != state_of(current.view()):
+                states.append(state_of(current.view()))
+            events = stream.get(reservation_id, [])
+            if not empty[current.asset_id]:
+                continue
+            kinds = [e["type"] for e in events]
+            assert kinds and kinds[0] == CREATED and kinds.count(CREATED) == 1, f"{reservation_id}: {kinds}"
+            assert kinds.count(CANCELLED_EVENT) == (1 if current.status == CANCELLED else 0), \
+                f"{reservation_id} is {current.status}: {kinds}"
+            announced = [state_of(e["reservation"]) for e in events]
+            for before, after in zip(announced, announced[1:]):
+                assert before != after, f"{reservation_id}: one change published twice"
+            assert announced[-1] == state_of(current.view()), f"{reservation_id}: the last event is not the stored state"
+            position = 0
+            for state in states:
+                while position < len(announced) and announced[position] != state:
+                    position += 1
+                assert position < len(announced), f"{reservation_id}: a stored change was never published: {state}"
+
+    def check_agreement(self) -> None:
+        """After quiescence: each room's calendar and the asset's confirmed reservations agree,
+        and each platform booking and its booker's meeting agree."""
+        w = self.w
+        stored = w.reservations()
+        for asset in w.booking.assets:
+            live = Counter((item["iCalUId"], instant(item["start"]), instant(item["end"]))
+                           for item in w.room_view(asset.mailbox)
+                           if not item.get("isCancelled") and item.get("type") != "seriesMaster"
+                           and (item.get("responseStatus") or {}).get("response") != "declined")
+            held = Counter((r.ical_uid, r.start, r.end) for r in stored
+                           if r.asset_id == asset.id and r.status == CONFIRMED)
+            assert held == live, (f"{asset.name}: room calendar and reservations differ\n"
+                                  f"only in Outlook: {live - held}\nonly on the platform: {held - live}")
+        for reservation in stored:
+            if reservation.origin != FROM_PLATFORM:
+                continue
+            meetings = [e for e in w.raw(reservation.organizer.email)
+                        if tag_of(e) == reservation.id and e.get("isOrganizer") and not e.get("isCancelled")]
+            if reservation.status == CONFIRMED:
+                assert reservation.sync_status == SYNCED, reservation
+                assert [m["id"] for m in meetings] == [reservation.organizer_event_id], (reservation, meetings)
+                (meeting,) = meetings
+                assert (instant(meeting["start"]), instant(meeting["end"])) == (reservation.start, reservation.end)
+                assert room_response(meeting, w.booking.assets[0].mailbox if reservation.asset_id ==
+                                     w.booking.assets[0].id else w.booking.assets[1].mailbox) == "accepted"
+            elif reservation.status == CANCELLED:
+                assert meetings == [], f"cancelled booking {reservation.id} still has its meeting"
+            else:
+                assert reservation.status == DECLINED and "declined" in (reservation.sync_reason or "")
+
+
+@pytest.fixture(scope="module")
+def soak_emulator(tmp_path_factory):
+    """An emulator of its own: the machine moves its clock and sets fast delivery."""
+    with start_emulator(cert_dir=str(tmp_path_factory.mktemp("sync-machine-tls"))) as server:
+        control = Control(server)
+        control.reset()
+        control.settings(batch_window_seconds=0.02)
+        yield server
+
+
+def test_the_sync_converges_whatever_happens(soak_emulator, storage_connection_string):
+    with NotificationReceiver() as receiver:
+        SyncMachine.env = {"server": soak_emulator, "storage": storage_connection_string, "receiver": receiver}
+        Tally.examples, Tally.steps, Tally.rules = 0, 0, Counter()
+        try:
+            run_state_machine_as_test(SyncMachine, settings=settings(
+                max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=False,
+                suppress_health_check=list(HealthCheck)))
+        finally:
+            summary = (f"sync state machine: {Tally.examples} examples, {Tally.steps} steps; "
+                       + ", ".join(f"{name} {n}" for name, n in sorted(Tally.rules.items())))
+            print(summary)
+            if STATS_FILE:
+                with open(STATS_FILE, "a", encoding="utf-8") as out:
+                    out.write(summary + "\n")
