@@ -131,7 +131,7 @@ class AssetService:
             existing = self.assets.by_mailbox(integration.id, mailbox)
             raise Problem(409, "mailbox_linked", f"{field}: {mailbox} is already linked to asset "
                           f"{existing.id if existing else '(being created)'}", field=field,
-                          asset_id=existing.id if existing else None) from None
+                          details={"asset_id": existing.id if existing else None}) from None
         log.info("asset %s created for integration %s", saved.id, integration.id)
         return saved.view(now)
 

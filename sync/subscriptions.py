@@ -65,7 +65,15 @@ class SubscriptionService:
         try:
             started = self.clock() - CLOCK_SKEW
             try:
-                asset = self._create(client, integration, asset, started)
+                try:
+                    asset = self._create(client, integration, asset, started)
+                except GraphError as error:
+                    if error.status != 409 or not asset.subscription.id:
+                        raise
+                    # Graph holds one subscription per calendar and change types, so replacing ours
+                    # means removing it first; the resync requested below covers the gap.
+                    delete_subscription(client, asset.subscription.id)
+                    asset = self._create(client, integration, asset, started)
             except Throttled:
                 raise
             except GraphError as error:

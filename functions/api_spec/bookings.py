@@ -27,7 +27,7 @@ FRAGMENT = {
                       "responses": {"200": json_body(ref("Reservation"), "Changed."), **errors(400, 401, 404, 409, 422, 500)}},
             "delete": {"operationId": "reservations_cancel", "tags": ["reservations"], "summary": "Cancel",
                        "parameters": [SCOPE],
-                       "responses": {"200": json_body(ref("Reservation"), "Cancelled."), **errors(401, 404, 409, 500)}},
+                       "responses": {"200": json_body(ref("Reservation"), "Cancelled."), **errors(400, 401, 404, 409, 500)}},
         },
     },
     "schemas": {

@@ -43,29 +43,29 @@ FRAGMENT = {
         "/assets/{asset_id}": {
             "parameters": [ASSET_ID],
             "get": {"operationId": "assets_get", "tags": ["assets"], "summary": "Read an asset",
-                    "responses": {"200": json_body(ref("Asset"), "The asset."), **errors(401, 404, 500)}},
+                    "responses": {"200": json_body(ref("Asset"), "The asset."), **errors(400, 401, 404, 500)}},
             "patch": {"operationId": "assets_update", "tags": ["assets"], "summary": "Change name, category, zone, capacity",
                       "requestBody": request_body(ref("AssetPatch")),
                       "responses": {"200": json_body(ref("Asset"), "Changed."), **errors(400, 401, 404, 409, 422, 500)}},
             "delete": {"operationId": "assets_delete", "tags": ["assets"], "summary": "Unsubscribe and remove",
-                       "responses": {"204": {"description": "Removed."}, **errors(401, 404, 409, 500)}},
+                       "responses": {"204": {"description": "Removed."}, **errors(400, 401, 404, 409, 500)}},
         },
         "/assets/{asset_id}/subscription": {
             "parameters": [ASSET_ID],
             "post": {"operationId": "assets_subscribe", "tags": ["assets"], "summary": "Subscribe to the room's calendar",
                      "description": "Replaces an existing subscription; the expiry is the longest Graph accepts.",
                      "responses": {"201": json_body(ref("SubscriptionState"), "Subscribed."),
-                                   **errors(401, 403, 404, 409, 422, 500, 503)}},
+                                   **errors(400, 401, 403, 404, 409, 422, 500, 503)}},
             "delete": {"operationId": "assets_unsubscribe", "tags": ["assets"], "summary": "Unsubscribe",
                        "responses": {"200": json_body(ref("SubscriptionState"), "Unsubscribed."),
-                                     **errors(401, 404, 500, 503)}},
+                                     **errors(400, 401, 404, 500, 503)}},
         },
         "/assets/{asset_id}/resync": {
             "parameters": [ASSET_ID],
             "post": {"operationId": "assets_resync", "tags": ["assets"], "summary": "Re-read the room's calendar now",
                      "responses": {"202": json_body({"type": "object", "properties": {
                          "queued": {"type": "boolean"}, "asset_id": {"type": "string"}}}, "Queued."),
-                         **errors(401, 404, 500, 503)}},
+                         **errors(400, 401, 404, 500, 503)}},
         },
         "/assets/{asset_id}/import": {
             "parameters": [ASSET_ID],
@@ -82,7 +82,7 @@ FRAGMENT = {
             "parameters": [path_parameter("integration_id", "The integration's id.")],
             "get": {"operationId": "integrations_rooms", "tags": ["assets"], "summary": "The tenant's room list",
                     "responses": {"200": json_body(LIST_OF("Room"), "Rooms from /places/microsoft.graph.room."),
-                                  **errors(401, 403, 404, 500, 503)}},
+                                  **errors(400, 401, 403, 404, 500, 503)}},
         },
         "/reservations": {
             "get": {"operationId": "reservations_list", "tags": ["reservations"], "summary": "Reservations, paged",
@@ -102,7 +102,7 @@ FRAGMENT = {
         "/reservations/{reservation_id}": {
             "parameters": [RESERVATION_ID],
             "get": {"operationId": "reservations_get", "tags": ["reservations"], "summary": "Read a reservation",
-                    "responses": {"200": json_body(ref("Reservation"), "The reservation."), **errors(401, 404, 500)}},
+                    "responses": {"200": json_body(ref("Reservation"), "The reservation."), **errors(400, 401, 404, 500)}},
         },
         "/synclog": {
             "get": {"operationId": "synclog_list", "tags": ["sync log"], "summary": "What the sync decided and why",
@@ -115,19 +115,19 @@ FRAGMENT = {
         "/deadletters": {
             "get": {"operationId": "deadletters_list", "tags": ["sync log"], "summary": "Messages that failed every retry",
                     "parameters": [query_parameter("integration_id", "The integration.")],
-                    "responses": {"200": json_body(LIST_OF("DeadLetter"), "The dead letters."), **errors(400, 401, 500)}},
+                    "responses": {"200": json_body(LIST_OF("DeadLetter"), "The dead letters."), **errors(400, 401, 404, 500)}},
         },
         "/deadletters/{letter_id}": {
             "parameters": [DEAD_LETTER_ID],
             "delete": {"operationId": "deadletters_discard", "tags": ["sync log"], "summary": "Discard",
-                       "responses": {"204": {"description": "Discarded."}, **errors(401, 404, 500)}},
+                       "responses": {"204": {"description": "Discarded."}, **errors(400, 401, 404, 500)}},
         },
         "/deadletters/{letter_id}/retry": {
             "parameters": [DEAD_LETTER_ID],
             "post": {"operationId": "deadletters_retry", "tags": ["sync log"], "summary": "Put back on its queue",
                      "responses": {"202": json_body({"type": "object", "properties": {
                          "queued": {"type": "boolean"}, "queue": {"type": "string"}}}, "Put back on its queue."),
-                         **errors(401, 404, 422, 500, 503)}},
+                         **errors(400, 401, 404, 422, 500, 503)}},
         },
         "/microsoft_graph/notifications/notification_url": _webhook("graph_notifications", "Graph change notifications"),
         "/microsoft_graph/notifications/lifecycle_url": _webhook("graph_lifecycle", "Graph lifecycle notifications"),
