@@ -33,7 +33,7 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
     if token is None:
         return None
     if len(token) > MAX_TOKEN:
-        return func.HttpResponse("validationToken is too long", status_code=400, mimetype="text/plain")
+        return _bad(ValueError(f"validationToken is over {MAX_TOKEN} characters"))
     return func.HttpResponse(token, status_code=200, mimetype="text/plain")
 
 

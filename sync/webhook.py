@@ -122,7 +122,9 @@ def check_changes(items: list[Any], lookup: Callable[[str], SubscriptionLink | N
         event_id = event_id_of(item.get("resource"))
         data = item.get("resourceData")
         data_id = data.get("id") if isinstance(data, dict) else None
-        if data_id is not None and (not valid_graph_id(data_id) or (event_id and data_id != event_id)):
+        # resourceData.id obeys the resource's rule: it may never climb out of the mailbox's events.
+        if data_id is not None and (not valid_graph_id(data_id) or ".." in data_id
+                                    or (event_id and data_id != event_id)):
             checked.reject("bad_resource")
             continue
         event_id = event_id or data_id
@@ -146,7 +148,7 @@ def check_lifecycle(items: list[Any], lookup: Callable[[str], SubscriptionLink |
         if link is None:
             continue
         kind = item.get("lifecycleEvent")
-        if kind not in LIFECYCLE_EVENTS:
+        if not isinstance(kind, str) or kind not in LIFECYCLE_EVENTS:  # a list or object is unhashable
             checked.reject("unknown_lifecycle_event")
             continue
         checked.links[link.subscription_id] = link
