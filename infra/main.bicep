@@ -87,7 +87,6 @@ param logLevel string = 'INFO'
 param userSyncSchedule string = '0 0 2 * * *'
 param subscriptionRenewalSchedule string = '0 */30 * * * *'
 param recurrenceSchedule string = '0 30 1 * * *'
-param calendarResyncSchedule string = '0 15 * * * *'
 param bookingSweepSchedule string = '0 */5 * * * *'
 
 var token = take(toLower(uniqueString(subscription().id, namePrefix, location)), 8)
@@ -213,7 +212,6 @@ var appSettings = {
   USER_SYNC_SCHEDULE: userSyncSchedule
   SUBSCRIPTION_RENEWAL_SCHEDULE: subscriptionRenewalSchedule
   RECURRENCE_SCHEDULE: recurrenceSchedule
-  CALENDAR_RESYNC_SCHEDULE: calendarResyncSchedule
   BOOKING_SWEEP_SCHEDULE: bookingSweepSchedule
   RECURRENCE_HORIZON_DAYS: string(recurrenceHorizonDays)
   RECURRENCE_MAX_OCCURRENCES: string(recurrenceMaxOccurrences)

@@ -65,10 +65,12 @@ class QueueBacklog:
 
 def monitored_queues(consumed: Iterable[str] = CONSUMED_QUEUES,
                      published: Iterable[str] = PUBLISHED_QUEUES) -> list[tuple[str, str]]:
-    """(name, role) of every queue the status reports: each consumed queue with its poison queue."""
+    """(name, role) of every queue the status reports: each consumed queue with its poison queue,
+    and the poison queue's own poison queue, where the host puts a message the dead-letter keeper
+    could not take either (one that is not base64, which fails before any code of ours runs)."""
     queues = []
     for name in consumed:
-        queues += [(name, "work"), (name + POISON_SUFFIX, "poison")]
+        queues += [(name, "work"), (name + POISON_SUFFIX, "poison"), (name + POISON_SUFFIX * 2, "poison")]
     return queues + [(name, "published") for name in published]
 
 

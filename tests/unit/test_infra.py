@@ -44,19 +44,6 @@ NOT_SET_IN_AZURE = {
     "CURL_CA_BUNDLE": "the same as REQUESTS_CA_BUNDLE",
 }
 
-# Settings other branches are adding to sync/settings.py; main.bicep sets them already. Once a
-# name lands in SETTING_NAMES it is checked like any other (these entries then change nothing).
-KNOWN_COMING = {
-    "SECRET_ENCRYPTION_OLD_KEYS",
-    "AzureWebJobsStorage__clientId",  # read by the host today
-    "AzureWebJobsStorage__credential",  # read by the host today
-    "RECURRENCE_HORIZON_DAYS",
-    "CALENDAR_RESYNC_SCHEDULE",
-    "BOOKING_SWEEP_SCHEDULE",
-    "BOOKING_SWEEP_AFTER_SECONDS",
-    "RECURRENCE_MAX_OCCURRENCES",
-}
-
 # Settings read by the Functions host or a library, never by our code.
 PLATFORM = {
     "AZURE_CLIENT_ID": "azure-identity's DefaultAzureCredential picks the user-assigned identity by it",
@@ -71,9 +58,6 @@ FLEX_REFUSED = {
     "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
     "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_NODE_DEFAULT_VERSION",
 }
-
-# Queues main.bicep creates ahead of the platform-to-Outlook sync another branch is building (DESIGN.md).
-KNOWN_COMING_QUEUES = {"booking-changes"}
 
 # The built-in roles the identity holds, with their role definition ids (the same in every cloud),
 # and the module whose resource each is scoped to.
@@ -457,7 +441,7 @@ def test_every_setting_the_code_reads_is_set_in_main_or_left_unset_for_a_documen
 
 
 def test_main_sets_no_setting_the_code_and_the_platform_do_not_know():
-    unknown = set(app_settings_in_main()) - code_settings() - KNOWN_COMING - set(PLATFORM)
+    unknown = set(app_settings_in_main()) - code_settings() - set(PLATFORM)
     assert not unknown, f"infra/main.bicep sets {sorted(unknown)}, which nothing reads"
 
 
@@ -565,7 +549,7 @@ def test_the_app_accepts_the_settings_azure_gets():
 
 def test_every_schedule_default_in_main_is_a_valid_ncrontab():
     schedules = {name: value for name, value in azure_environment().items() if name.endswith("_SCHEDULE")}
-    assert len(schedules) >= 5
+    assert len(schedules) == 4  # user sync, renewal (with the scheduled resync), recurrence, sweeper
     for name, value in schedules.items():
         assert check_ncrontab(value) == value, name
 
@@ -612,7 +596,7 @@ def test_every_queue_the_code_names_is_created_by_the_deployment(bindings):
 
 
 def test_the_deployment_creates_no_queue_the_code_does_not_know(bindings):
-    unknown = queues_in_main() - queues_in_code(bindings) - KNOWN_COMING_QUEUES
+    unknown = queues_in_main() - queues_in_code(bindings)
     assert not unknown, f"infra/main.bicep creates queues nothing uses: {sorted(unknown)}"
     assert all(QUEUE_NAME.fullmatch(name) for name in queues_in_main())
     assert object_entries(object_entries(
