@@ -1,7 +1,15 @@
 """Reading reservations for the API: by asset and time window (or a day in the asset's zone),
-by person (email or user id), or one by id. Pages carry an opaque continuation."""
+by person (email or user id, across the integration's assets or within one), or one by id.
+
+Tables cannot sort by start, so a list reads every matching row (the Table service filters
+them: asset or integration, window, organizer, and from the previous page's last start on),
+sorts by (start, id) and hands out one page; the continuation is that page's last (start, id).
+A window bounds the read; a person's whole history, unbounded, is read once per page."""
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
@@ -10,7 +18,6 @@ from sync import validation
 from sync.assets import AssetService, not_found
 from sync.store.reservations_repo import ReservationsRepo, asset_of, is_reservation_id
 from sync.store.synclog_repo import SyncLog
-from sync.store.users_repo import BadContinuation, decode_continuation, encode_continuation
 from sync.validation import Problem
 
 LIST_PARAMETERS = frozenset({"asset_id", "integration_id", "from", "to", "day", "user", "page_size", "continuation"})
@@ -41,12 +48,36 @@ def day_window(raw: str, zone: str) -> tuple[datetime, datetime]:
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-def _continuation(params: Mapping[str, str]):
+def _cursor(params: Mapping[str, str]) -> tuple[datetime, str] | None:
+    """The (start, id) of the last reservation of the previous page, from its token."""
+    raw = params.get("continuation") or None
+    if raw is None:
+        return None
     try:
-        return decode_continuation(params.get("continuation") or None)
-    except BadContinuation:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+        value = json.loads(text)
+        after = datetime.fromisoformat(value["after_start"]).astimezone(timezone.utc)
+        if not is_reservation_id(value["after_id"]) or set(value) != {"after_start", "after_id"}:
+            raise ValueError
+    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError):
         raise Problem(400, "invalid_continuation", "continuation: not a token this API handed out; start again "
                       "without it", field="continuation") from None
+    return after, value["after_id"]
+
+
+def _token(last) -> str:
+    text = json.dumps({"after_start": last.start.isoformat(), "after_id": last.id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def _organizer(raw: str | None) -> dict[str, str]:
+    """The organizer filter: an email (compared in lower case) or a user id."""
+    who = (raw or "").strip()
+    if not who:
+        return {}
+    if len(who) > 320:
+        raise Problem(400, "invalid_parameter", "user: an email address or a user id", field="user")
+    return {"organizer_email": who.lower()} if "@" in who else {"organizer_user_id": who}
 
 
 class ReservationReads:
@@ -60,34 +91,45 @@ class ReservationReads:
         self.clock = clock
 
     def list(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Every filter is applied before paging, so pages are full. Order: start, then id,
+        ascending, across pages; the token names the last row handed out, so rows booked
+        meanwhile before it are not shown and none is repeated or skipped."""
         validation.reject_unknown_params(params, LIST_PARAMETERS)
         size = validation.page_size(params.get("page_size"))
-        token = _continuation(params)
+        after = _cursor(params)
+        who = _organizer(params.get("user"))
+        if params.get("day") and (params.get("from") or params.get("to")):
+            raise Problem(400, "invalid_parameter", "day: give either day or from/to, not both", field="day")
+        start, end = instant(params, "from"), instant(params, "to")
+        if start and end and end <= start:
+            raise Problem(400, "invalid_parameter", "to: must be after from", field="to")
         if params.get("asset_id"):
             asset = self.assets.get(params["asset_id"])
-            start, end = instant(params, "from"), instant(params, "to")
-            if params.get("day"):
-                start, end = day_window(params["day"], asset.time_zone)
-            if start and end and end <= start:
-                raise Problem(400, "invalid_parameter", "to: must be after from", field="to")
-            rows, next_token = self.reservations.in_range(asset.integration_id, asset.id, start, end,
-                                                          page_size=size, continuation=token)
-        elif params.get("user"):
-            integration = self.live_integration(params.get("integration_id"))
-            who = params["user"].strip()
-            if "@" in who:
-                rows, next_token = self.reservations.by_organizer(integration.id, email=who.lower(), page_size=size,
-                                                                  continuation=token)
-            else:
-                rows, next_token = self.reservations.by_organizer(integration.id, user_id=who, page_size=size,
-                                                                  continuation=token)
-            start, end = instant(params, "from"), instant(params, "to")
-            rows = [r for r in rows if (start is None or r.end > start) and (end is None or r.start < end)]
+            if params.get("integration_id") and params["integration_id"] != asset.integration_id:
+                raise not_found("asset")  # another integration's asset: as if it did not exist
+            integration_id, asset_id, zones = asset.integration_id, asset.id, {asset.id: asset.time_zone}
+        elif who:
+            integration_id, asset_id = self.live_integration(params.get("integration_id")).id, None
+            zones = {a.id: a.time_zone for a in self.assets.assets.list(integration_id)} if params.get("day") else {}
         else:
             raise Problem(400, "missing_parameter", "asset_id or user (with integration_id) is required",
                           field="asset_id")
-        rows.sort(key=lambda r: (r.start, r.id))
-        return {"value": [r.view() for r in rows], "continuation": encode_continuation(next_token)}
+        day_of: Callable[[str], tuple[datetime, datetime]] | None = None
+        if params.get("day"):
+            windows = {zone: day_window(params["day"], zone) for zone in set(zones.values()) | {"UTC"}}
+            # The Table filter takes the widest window; each row then keeps its own asset's day.
+            start, end = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
+            day_of = lambda asset: windows[zones.get(asset, "UTC")]  # noqa: E731
+        rows = self.reservations.matching(integration_id, asset_id, start=start, end=end,
+                                          starting_from=after[0] if after else None, **who)
+        if day_of is not None:
+            rows = (r for r in rows if r.overlaps(*day_of(r.asset_id)))
+        if after is not None:
+            rows = (r for r in rows if (r.start, r.id) > after)
+        ordered = sorted(rows, key=lambda r: (r.start, r.id))
+        page = ordered[:size]
+        more = len(ordered) > size
+        return {"value": [r.view() for r in page], "continuation": _token(page[-1]) if more else None}
 
     def get(self, reservation_id: str) -> dict[str, Any]:
         return self.find(reservation_id).view()
