@@ -46,6 +46,7 @@ CREATE_FIELDS = frozenset({"asset_id", "integration_id", "booker", "start", "end
                            "private", "recurrence"})
 PATCH_FIELDS = frozenset({"start", "end", "subject", "body", "private"})
 SCOPES = ("occurrence", "series")
+SERIES_CHUNK = 15  # occurrences per transaction: row, index rows, intent and event stay under 100 operations
 
 
 def not_found() -> Problem:
@@ -230,29 +231,69 @@ class BookingService:
 
     def _change_series(self, anchor: Reservation, asset: Asset, changes: dict[str, Any], now: datetime) -> dict:
         """Applies the anchor's change to every future confirmed occurrence: the same shift of
-        local wall time and the same duration, the same subject, body and privacy."""
+        local wall time and the same duration, the same subject, body and privacy.
+
+        A refused change must change nothing: every overlap is checked before the first write,
+        the occurrences are written chunk by chunk (a transaction holds at most 100 rows), a
+        chunk refused after all (a booking raced in between) undoes the chunks before it, and
+        the series row, which the nightly job extends from, moves only once all are in."""
         zone = zone_named(anchor.time_zone)
         shift = changes["start"].astimezone(zone).replace(tzinfo=None) - anchor.start.astimezone(zone).replace(tzinfo=None)
         duration = changes["end"] - changes["start"]
         future = sorted((r for r in self.reservations.of_series(anchor.integration_id, anchor.asset_id, anchor.series_id)
                          if r.is_confirmed and r.end > now), key=lambda r: r.start)
+        extra = {k: v for k, v in changes.items() if k not in ("start", "end")}
         writes = []
         for occurrence in future:
-            local = occurrence.start.astimezone(zone).replace(tzinfo=None) + shift
-            start = to_utc(local, zone)
-            extra = {k: v for k, v in changes.items() if k not in ("start", "end")}
+            start = to_utc(occurrence.start.astimezone(zone).replace(tzinfo=None) + shift, zone)
             writes.append(Write(occurrence, occurrence.changed(now, start=start, end=start + duration, **extra)))
-        series = self.series.get(anchor.integration_id, anchor.series_id)
-        if series is not None:
-            updated = replace(series, first_local=series.first_local + shift,
-                              duration_minutes=int(duration.total_seconds() // 60),
-                              subject=changes.get("subject", series.subject), body=changes.get("body", series.body),
-                              private=changes.get("private", series.private), updated_at=now)
-            self.series.update(updated)
-        for start in range(0, len(writes), 15):
-            self.write(anchor.integration_id, anchor.asset_id, writes[start:start + 15], now, decision="series_changed")
+        moving = frozenset(w.after.id for w in writes)
+        self._refuse_overlaps(anchor.integration_id, anchor.asset_id, writes, moving)
+        done: list[Sequence[Write]] = []
+        try:
+            for first in range(0, len(writes), SERIES_CHUNK):
+                chunk = writes[first:first + SERIES_CHUNK]
+                self.write(anchor.integration_id, anchor.asset_id, chunk, now, decision="series_changed",
+                           moving=moving)
+                done.append(chunk)
+        except Problem:
+            self._undo(anchor.integration_id, anchor.asset_id, done, now, moving)
+            raise
+        self._move_series(anchor.integration_id, anchor.series_id, shift, duration, changes, now)
         changed = next((w.after for w in writes if w.after.id == anchor.id), anchor)
         return {**changed.view(), "occurrences_changed": len(writes)}
+
+    def _undo(self, integration_id: str, asset_id: str, done: Sequence[Sequence[Write]], now: datetime,
+              moving: frozenset[str]) -> None:
+        """Puts occurrences already moved back where they were (Outlook follows again)."""
+        for chunk in done:
+            back = [Write(w.after, w.before.changed(now, sync_status=PENDING, sync_reason=None)) for w in chunk]
+            try:
+                self.write(integration_id, asset_id, back, now, decision="series_change_undone", moving=moving)
+            except Problem:
+                log.exception("a refused series change could not be undone on asset %s", asset_id)
+
+    def _move_series(self, integration_id: str, series_id: str | None, shift: timedelta, duration: timedelta,
+                     changes: Mapping[str, Any], now: datetime) -> None:
+        """The template follows its occurrences; the watermark shifts with them, so the nightly
+        job neither repeats a moved occurrence nor skips one (ETag-guarded, re-read on a race)."""
+        for _ in range(5):
+            series = self.series.get(integration_id, series_id) if series_id else None
+            if series is None:
+                return
+            moved = replace(series, first_local=series.first_local + shift,
+                            duration_minutes=int(duration.total_seconds() // 60),
+                            subject=changes.get("subject", series.subject), body=changes.get("body", series.body),
+                            private=changes.get("private", series.private),
+                            materialized_until=series.materialized_until + shift,
+                            next_start=series.next_start + shift if series.next_start else None, updated_at=now)
+            try:
+                self.series.update(moved)
+                return
+            except ConflictError:
+                continue
+        log.error("series %s: its occurrences moved but the series row stayed (written by others meanwhile)",
+                  series_id)
 
     def cancel(self, reservation_id: str | None, scope_raw: str | None) -> dict[str, Any]:
         scope = _scope(scope_raw)
@@ -295,13 +336,14 @@ class BookingService:
     # ---- the write under the lock ----------------------------------------------------------
 
     def write(self, integration_id: str, asset_id: str, writes: Sequence[Write], now: datetime, *, decision: str,
-               check_overlap: bool = True) -> None:
+               check_overlap: bool = True, moving: frozenset[str] = frozenset()) -> None:
         """Commits the writes with their intents and events, If-Match on the asset's lock; an
-        overlap with another confirmed reservation (seen under that same lock) is a 409."""
+        overlap with another confirmed reservation (seen under that same lock) is a 409.
+        `moving`: ids rewritten by the same change in other chunks, never an overlap."""
         for attempt in range(COMMIT_TRIES):
             lock_etag, version = self.reservations.lock(integration_id, asset_id)
             if check_overlap:
-                self._refuse_overlaps(integration_id, asset_id, writes)
+                self._refuse_overlaps(integration_id, asset_id, writes, moving)
             seq = version + 1
             events = [e for e in (event_for(w.before, w.after, now) for w in writes) if e is not None]
             intents = [intent_operation(integration_id, asset_id, w.after.id, seq, now) for w in writes if w.outlook]
@@ -320,14 +362,21 @@ class BookingService:
                                         outcome=write.after.status, asset_id=asset_id, reservation_id=write.after.id,
                                         input={"seq": seq}))
 
-    def _refuse_overlaps(self, integration_id: str, asset_id: str, writes: Sequence[Write]) -> None:
-        mine = {w.after.id for w in writes}
-        for write in writes:
-            if not write.after.is_confirmed:
-                continue
-            for other in self.reservations.overlapping(integration_id, asset_id, write.after.start, write.after.end):
-                if other.id not in mine:
-                    raise overlap(other)
+    def _refuse_overlaps(self, integration_id: str, asset_id: str, writes: Sequence[Write],
+                         moving: frozenset[str] = frozenset()) -> None:
+        """One read over the span of the writes; the earliest clash is named."""
+        mine = moving | {w.after.id for w in writes}
+        confirmed = [w.after for w in writes if w.after.is_confirmed]
+        if not confirmed:
+            return
+        others = sorted((r for r in self.reservations.overlapping(integration_id, asset_id,
+                                                                  min(r.start for r in confirmed),
+                                                                  max(r.end for r in confirmed))
+                         if r.id not in mine), key=lambda r: r.start)
+        for mine_now in sorted(confirmed, key=lambda r: r.start):
+            clash = next((other for other in others if other.overlaps(mine_now.start, mine_now.end)), None)
+            if clash is not None:
+                raise overlap(clash)
 
     def _after_commit(self, integration_id: str, asset_id: str, reservations: Sequence[Reservation]) -> None:
         """Queue and publish; a failure here is repaired by the sweeper, so the booking stands."""

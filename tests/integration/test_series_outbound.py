@@ -16,6 +16,7 @@ from graph.timestamps import parse_graph_time
 from sync.booking_model import CANCELLED, CONFIRMED, SYNCED
 from sync.booking_settings import BookingSettings
 from sync.users import SyncRequest
+from sync.validation import Problem
 from tests.support.booking_world import make_booking_world
 
 
@@ -207,3 +208,40 @@ def _leaver_messages(world) -> list[dict]:
         found.append(json.loads(base64.b64decode(message.content, validate=True)))
         client.delete_message(message)
     return found
+
+
+def test_a_series_move_refused_on_a_later_occurrence_changes_nothing(world):
+    """More occurrences than one transaction holds, the clash on one of the last: the 409 names
+    the other booking and the series row, each occurrence, Outlook and the nightly job's next
+    occurrences all stay at the old time."""
+    start = (world.clock() + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    view = world.service.create({**world.body(start=start), "recurrence": weekly(start.date())})
+    world.drain()
+    series_id, asset = view["series"]["id"], world.assets[0]
+    occurrences = sorted(world.reservations.of_series(world.integration_id, asset.id, series_id), key=lambda r: r.start)
+    assert len(occurrences) > 16  # more than one chunk of writes
+    blocker = world.service.create(world.body(start=occurrences[-2].start + timedelta(hours=2), person=2))
+    world.drain()
+    series_before = world.series.get(world.integration_id, series_id)
+    rows_before = {r.id: (r.start, r.end, r.subject, r.status) for r in occurrences}
+    outlook_before = sorted((e["id"], e["start"]["dateTime"], e["subject"]) for e in world.booker_events())
+
+    later = datetime.fromisoformat(view["start"].replace("Z", "+00:00")) + timedelta(hours=2)
+    with pytest.raises(Problem) as refused:
+        world.service.change(view["id"], {"start": later.isoformat(), "subject": "Moved"}, "series")
+    assert refused.value.status == 409 and refused.value.details == {"reservation_id": blocker["id"]}
+    world.drain()
+
+    assert world.series.get(world.integration_id, series_id) == series_before
+    after = world.reservations.of_series(world.integration_id, asset.id, series_id)
+    assert {r.id: (r.start, r.end, r.subject, r.status) for r in after} == rows_before
+    assert sorted((e["id"], e["start"]["dateTime"], e["subject"]) for e in world.booker_events()) == outlook_before
+    assert world.filler.fill_one(world.integration_id, series_id).materialized == 0
+    world.clock.advance(days=14)  # two more weeks come into the horizon, made from the unchanged template
+    world.filler.fill_one(world.integration_id, series_id)
+    world.drain()
+    grown = world.reservations.of_series(world.integration_id, asset.id, series_id)
+    assert len(grown) == len(rows_before) + 2
+    zone = ZoneInfo(asset.time_zone)
+    assert {r.start.astimezone(zone).time() for r in grown} == {start.astimezone(zone).time()}
+    assert {r.subject for r in grown} == {"Planning"}
