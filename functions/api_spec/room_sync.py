@@ -86,15 +86,20 @@ FRAGMENT = {
         },
         "/reservations": {
             "get": {"operationId": "reservations_list", "tags": ["reservations"], "summary": "Reservations, paged",
+                    "description": "Give `asset_id`, or `user` with `integration_id` (both: that person's "
+                                   "bookings of that asset). Every filter applies before paging, so each page "
+                                   "is full but the last. Ordered by `start`, then `id`, ascending; pass the "
+                                   "answer's `continuation` to read on (null on the last page).",
                     "parameters": [query_parameter("asset_id", "Of this asset."),
                                    query_parameter("integration_id", "With `user`: the person's integration."),
-                                   query_parameter("user", "Of this person (email or user id)."),
-                                   query_parameter("from", "Starting at or after (UTC).", TIME),
-                                   query_parameter("to", "Starting before (UTC).", TIME),
-                                   query_parameter("day", "One day in the asset's zone (YYYY-MM-DD).",
-                                                   {"type": "string", "format": "date"}),
+                                   query_parameter("user", "Organised by this person (email or user id)."),
+                                   query_parameter("from", "Overlapping the window from here: ending after it.", TIME),
+                                   query_parameter("to", "Overlapping the window up to here: starting before it.", TIME),
+                                   query_parameter("day", "Overlapping one day in the asset's own zone (YYYY-MM-DD); "
+                                                   "not with from/to.", {"type": "string", "format": "date"}),
                                    query_parameter("page_size", "At most this many.", {"type": "integer", "minimum": 1}),
-                                   query_parameter("continuation", "The token of the previous page.")],
+                                   query_parameter("continuation", "The previous page's token; a token this API did not "
+                                                   "hand out is 400 naming `continuation`.")],
                     "responses": {"200": json_body({"type": "object", "required": ["value", "continuation"], "properties": {
                         "value": {"type": "array", "items": ref("Reservation")},
                         "continuation": {"type": ["string", "null"]}}}, "A page."), **errors(400, 401, 404, 422, 500)}},
@@ -163,17 +168,25 @@ FRAGMENT = {
             "created": {"type": "array", "items": {"type": "object"}},
             "linked": {"type": "array", "items": {"type": "object"}},
             "conflicts": {"type": "array", "items": {"type": "object"}}}},
-        "Reservation": {"type": "object", "required": ["id", "asset_id", "start", "end", "origin", "status", "sync_status"],
+        "Reservation": {"type": "object",
+                        "required": ["id", "integration_id", "asset_id", "start", "end", "time_zone", "subject",
+                                     "organizer", "origin", "status", "sync_status", "series_id", "occurrence_start",
+                                     "private", "created_at", "updated_at"],
                         "properties": {
             "id": {"type": "string"}, "integration_id": {"type": "string"}, "asset_id": {"type": "string"},
             "start": TIME, "end": TIME, "time_zone": {"type": "string"}, "subject": {"type": "string"},
-            "organizer": {"type": "object", "properties": {"email": {"type": ["string", "null"]},
-                                                           "user_id": {"type": ["string", "null"]},
-                                                           "name": {"type": ["string", "null"]}}},
+            "organizer": {"type": "object", "required": ["email", "user_id", "name"], "additionalProperties": False,
+                          "properties": {"email": {"type": ["string", "null"]},
+                                         "user_id": {"type": ["string", "null"]},
+                                         "name": {"type": ["string", "null"]}}},
             "origin": {"enum": ["outlook", "platform"]}, "status": {"enum": ["confirmed", "cancelled", "declined"]},
-            "sync_status": {"type": "string"}, "sync_reason": {"type": ["string", "null"]},
+            "sync_status": {"type": "string"},
+            "sync_reason": {"type": ["string", "null"],
+                            "description": "Why the sync declined or could not apply it (null when nothing to say)."},
             "series_id": {"type": ["string", "null"]}, "occurrence_start": OPTIONAL_TIME,
-            "private": {"type": "boolean"}, "created_at": TIME, "updated_at": TIME}},
+            "private": {"type": "boolean"}, "created_at": TIME, "updated_at": TIME,
+            "series": {"type": "object", "description": "Booking a series only: the series made."},
+            "occurrences_changed": {"type": "integer", "description": "Changing a series only: how many moved."}}},
         "SyncLogEntry": {"type": "object", "required": ["at", "decision", "outcome"], "properties": {
             "at": TIME, "integration_id": {"type": "string"}, "asset_id": {"type": ["string", "null"]},
             "reservation_id": {"type": ["string", "null"]}, "input": {"type": "object"},

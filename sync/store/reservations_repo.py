@@ -236,6 +236,28 @@ class ReservationsRepo:
                                      page_size=page_size, continuation=continuation)
         return [from_entity(row) for row in page.rows if row["RowKey"].startswith("r!")], page.continuation
 
+    def matching(self, integration_id: str, asset_id: str | None = None, *, start: datetime | None = None,
+                 end: datetime | None = None, starting_from: datetime | None = None,
+                 organizer_email: str | None = None, organizer_user_id: str | None = None) -> Iterator[Reservation]:
+        """Every reservation of one asset (or, without `asset_id`, of every asset of the
+        integration) that overlaps [start, end), starts at or after `starting_from` and has this
+        organizer; all of it filtered by the Table service, in its key order (the API's reads)."""
+        low, high = prefix_range(RESERVATION)
+        clauses, params = ["RowKey ge @low and RowKey lt @high"], {"low": low, "high": high}
+        if asset_id is None:  # the integration's partitions are `<integration id>!<asset id>`
+            clauses.insert(0, "PartitionKey ge @plow and PartitionKey lt @phigh")
+            params.update(plow=integration_id + "!", phigh=integration_id + '"')
+        for clause, name, value in (("Start lt @end", "end", end), ("End gt @start", "start", start),
+                                    ("Start ge @after", "after", starting_from),
+                                    ("OrganizerEmail eq @email", "email", organizer_email),
+                                    ("OrganizerUserId eq @user", "user", organizer_user_id)):
+            if value is not None:
+                clauses.append(clause)
+                params[name] = value
+        rows = self.table.query(" and ".join(clauses), params,
+                                partition=partition(integration_id, asset_id) if asset_id else None)
+        return (from_entity(row) for row in rows)
+
     def pending_events(self, integration_id: str, asset_id: str) -> list[PublishedEvent]:
         low, high = prefix_range(OUTBOX)
         rows = self.table.query("RowKey ge @low and RowKey lt @high", {"low": low, "high": high},
