@@ -3,6 +3,12 @@
 A mailbox is checked against Graph before it is saved (it exists, it is a room or resource
 where Place.Read.All lets us see the tenant's rooms, and its calendar is readable with the
 granted permissions), so an asset never points at a typo that would silently sync nothing.
+
+Limit: "is a room" needs Place.Read.All (`/places/microsoft.graph.room`). With only the
+permissions this app requires (User.Read.All, Calendars.ReadWrite) Graph has no documented way
+to tell a room from a person: the user object carries no mailbox type, `mailboxSettings`
+(`userPurpose`) needs MailboxSettings.Read, and `findRooms` is delegated only. Without
+Place.Read.All a person's mailbox is therefore accepted when its calendar is readable.
 """
 from __future__ import annotations
 
@@ -92,13 +98,13 @@ class AssetService:
             raise Problem(403, "permission_missing",
                           "listing the tenant's rooms needs the application permission Place.Read.All "
                           "(with admin consent); you can still add a room by its mailbox address",
-                          permission="Place.Read.All")
+                          details={"permission": "Place.Read.All"})
         client = self.access.client_for(integration)
         try:
             rooms = list(list_rooms(client))
         except Forbidden:
             raise Problem(403, "permission_missing", "Graph refused to list rooms: grant Place.Read.All",
-                          permission="Place.Read.All") from None
+                          details={"permission": "Place.Read.All"}) from None
         finally:
             client.close()
         return [_room_view(room) for room in rooms if isinstance(room, dict) and room.get("emailAddress")]
