@@ -50,7 +50,7 @@ SOAK_STEPS ?= 25
 soak: setup
 	@stats=$$(mktemp); \
 	ROOMSYNC_SOAK_EXAMPLES=$(SOAK_EXAMPLES) ROOMSYNC_SOAK_STEPS=$(SOAK_STEPS) ROOMSYNC_SOAK_STATS=$$stats \
-	$(PY) -m pytest -p no:randomly -q tests/integration/test_sync_state_machine.py $(PYTEST_ARGS); \
+	$(PY) -m pytest -p no:randomly -q --timeout=0 tests/integration/test_sync_state_machine.py $(PYTEST_ARGS); \
 	status=$$?; cat $$stats; rm -f $$stats; exit $$status
 
 start: setup

@@ -93,9 +93,14 @@ class SyncWorld:
             items = parse_post(request.body)
             if request.path == NOTIFICATION_PATH:
                 checked = check_changes(items, self.cache.get)
-                mine = [item for item in checked.accepted if item["integration_id"] == self.iid]
-                self.pending.extend(mine)
-                added += len(mine)
+                for item in checked.accepted:
+                    # One pending re-read per item, however Graph's pairs were split over POSTs
+                    # (that depends on timing; repeats are the machine's own choice).
+                    if item["integration_id"] == self.iid and not any(
+                            p["asset_id"] == item["asset_id"] and p["event_id"] == item["event_id"]
+                            for p in self.pending):
+                        self.pending.append(item)
+                        added += 1
             elif request.path == LIFECYCLE_PATH:
                 checked = check_lifecycle(items, self.cache.get)
                 for item in checked.accepted:
