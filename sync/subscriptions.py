@@ -7,6 +7,13 @@ names a lower maximum). Creating one has no transactionId, so it is never blindl
 an ambiguous failure the service lists the app's subscriptions and removes any it cannot
 account for before reporting the failure. Every (re)creation is followed by a resync of the
 room calendar, which catches up whatever changed while no subscription was listening.
+
+`subscribed_at` marks where the room's history starts for us: the planner ignores meetings
+created before it (import brings those in). So it is set once, when an asset starts being
+subscribed (first subscribe, or subscribe after an unsubscribe, which forgets it), and kept by
+every recreation (renewal 404, subscriptionRemoved, and an admin subscribing again an asset whose
+subscription failed or is being replaced): the resync after a recreation must see the meetings
+made while no subscription listened, and those were created after the original start.
 """
 from __future__ import annotations
 
@@ -60,10 +67,11 @@ class SubscriptionService:
 
     # API ----------------------------------------------------------------------------------------
     def subscribe(self, integration: Integration, asset: Asset) -> dict[str, Any]:
-        """(Re)creates the asset's subscription; the old one, if any, is removed at Graph."""
+        """(Re)creates the asset's subscription; the old one, if any, is removed at Graph. An asset
+        still holding a subscription start keeps it (see the module docstring)."""
         client = self.access.client_for(integration)
         try:
-            started = self.clock() - CLOCK_SKEW
+            started = self._history_start(asset)
             try:
                 try:
                     asset = self._create(client, integration, asset, started)
@@ -125,7 +133,7 @@ class SubscriptionService:
             try:
                 answer = renew_subscription(client, link.subscription_id, resource=resource_of(asset.mailbox))
             except NotFound:
-                self._create(client, integration, asset, self.clock() - CLOCK_SKEW)
+                self._create(client, integration, asset, self._history_start(asset))
                 outcome = "recreated"
             else:
                 expires = parse_graph_time(answer["expirationDateTime"])
@@ -157,7 +165,7 @@ class SubscriptionService:
                     return "reauthorized"
                 except NotFound:
                     pass
-            self._create(client, integration, asset, self.clock() - CLOCK_SKEW)
+            self._create(client, integration, asset, self._history_start(asset))
         finally:
             client.close()
         self.request_resync(asset.integration_id, asset.id, "recreated")
@@ -172,6 +180,10 @@ class SubscriptionService:
         if asset.subscription.id != link.subscription_id:
             return None  # superseded by a newer subscription of the asset
         return integration, asset
+
+    def _history_start(self, asset: Asset) -> datetime:
+        """The asset's original subscription start, or now (less the skew) for a fresh start."""
+        return asset.subscription.subscribed_at or self.clock() - CLOCK_SKEW
 
     def _create(self, client, integration: Integration, asset: Asset, started: datetime) -> Asset:
         client_state = secrets.token_urlsafe(48)
