@@ -131,7 +131,9 @@ def _mirror(base: Reservation | None, event: RoomEvent, ctx: Context) -> Reserva
     if base is not None:
         if base.origin == FROM_PLATFORM:
             # The platform wrote subject and privacy; the room copy only shows Exchange's rendering.
-            fields.update(subject=base.subject, private=base.private)
+            # Its series too: a platform series reaches Outlook as single meetings, one per occurrence.
+            fields.update(subject=base.subject, private=base.private, series_id=base.series_id,
+                          occurrence_start=base.occurrence_start)
         return base.changed(ctx.now, **fields)
     return Reservation(
         id=reservation_id_for_event(ctx.asset.id, event.id), integration_id=ctx.asset.integration_id,

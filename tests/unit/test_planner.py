@@ -152,3 +152,13 @@ def test_any_delivery_order_converges_on_the_latest_version(versions, data, star
         assert linked is not None and linked.status == CONFIRMED
         assert (linked.start, linked.end) == (latest.start, latest.end)
         assert linked.source_change_key == latest.change_key
+
+
+def test_the_room_copy_of_a_platform_series_occurrence_keeps_the_reservation_in_its_series():
+    """The platform books a series as one single meeting per occurrence: the room copy has no
+    seriesMasterId, and must not take the occurrence out of the series it belongs to."""
+    occurrence = replace(created(event()), origin=FROM_PLATFORM, series_id="series-1", occurrence_start=T0,
+                         subject="Weekly sync")
+    decision = plan(event(2, subject="Ada Lovelace"), occurrence, [], ctx())
+    kept = decision.after
+    assert (kept.series_id, kept.occurrence_start, kept.subject) == ("series-1", T0, "Weekly sync")
