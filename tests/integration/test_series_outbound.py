@@ -196,6 +196,25 @@ def test_a_leavers_future_bookings_are_released_and_past_ones_kept(world):
     assert (again.platform_cancelled, again.outlook_declined) == (0, 0)
     entries = world.synclog.read(world.integration_id, now=world.clock())
     assert sum(1 for e in entries if e.decision == "platform:released_leaver") == 2
+    # each release is published on reservation-events, and nothing else is cancelled there
+    released = {future["id"], outlook.id} | {o.id for o in occurrences if o.start > world.clock()}
+    cancelled_events = [e for e in world.published() if e["type"] == "reservation.cancelled"]
+    assert {e["reservation"]["id"] for e in cancelled_events} == released
+    assert all(e["reservation"]["status"] == CANCELLED for e in cancelled_events)
+
+    # back again: the person is active, but what was released stays released
+    outlook_after_release = sorted(e["id"] for e in world.booker_events(1) if not e.get("isCancelled"))
+    requests.post(f"{world.tenant.base_url}/_control/tenants/{world.tenant.tenant_id}/users/{leaver.id}/enable",
+                  verify=world.tenant.ca_path, timeout=30).raise_for_status()
+    world.user_sync.run(SyncRequest(world.integration_id, str(uuid.uuid4()), "api"))
+    assert _leaver_messages(world) == []
+    assert world.service.users.get(world.integration_id, leaver.id).active
+    assert world.filler.fill_one(world.integration_id, series["series"]["id"]).materialized == 0
+    world.drain()
+    assert {world.reservation(r).status for r in released} == {CANCELLED}
+    assert world.series.get(world.integration_id, series["series"]["id"]).status == CANCELLED
+    assert sorted(e["id"] for e in world.booker_events(1) if not e.get("isCancelled")) == outlook_after_release
+    assert world.published() == []
 
 
 def _outlook_reservation(world, person, room_copy: dict, start: datetime):
