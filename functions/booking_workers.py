@@ -19,6 +19,7 @@ import logging
 import azure.functions as func
 
 from functions import booking_context, context
+from sync import logcontext
 from sync.booking_queue import BOOKING_CHANGES_QUEUE, LEAVER_RELEASES_QUEUE, BadMessage, BookingChange, LeaverRelease
 from sync.booking_settings import load_booking_settings
 from sync.booking_sweeper import sweep
@@ -40,7 +41,15 @@ def _parse(message: func.QueueMessage, kind):
 @bp.function_name("booking_changes_worker")
 @bp.queue_trigger(arg_name="message", queue_name=BOOKING_CHANGES_QUEUE, connection="AzureWebJobsStorage")
 def booking_changes_worker(message: func.QueueMessage) -> None:
-    change = _parse(message, BookingChange)
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        change = _parse(message, BookingChange)
+        with logcontext.bind(integration_id=logcontext.safe_id(change.integration_id),
+                             asset_id=logcontext.safe_id(change.asset_id),
+                             reservation_id=logcontext.safe_id(change.reservation_id)):
+            _bring_to_outlook(change)
+
+
+def _bring_to_outlook(change: BookingChange) -> None:
     if change.series_id:
         report = booking_context.series_filler().fill_one(change.integration_id, change.series_id)
         log.info("series %s: %d occurrences materialised, %d created", change.series_id, report.materialized,
@@ -53,9 +62,11 @@ def booking_changes_worker(message: func.QueueMessage) -> None:
 @bp.function_name("leaver_releases_worker")
 @bp.queue_trigger(arg_name="message", queue_name=LEAVER_RELEASES_QUEUE, connection="AzureWebJobsStorage")
 def leaver_releases_worker(message: func.QueueMessage) -> None:
-    release = _parse(message, LeaverRelease)
-    report = booking_context.leaver_releaser().release_leaver(release.integration_id, release.user_id)
-    log.info("leaver %s: %s", release.user_id, report.outcome)
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        release = _parse(message, LeaverRelease)
+        with logcontext.bind(integration_id=logcontext.safe_id(release.integration_id)):
+            report = booking_context.leaver_releaser().release_leaver(release.integration_id, release.user_id)
+            log.info("leaver %s: %s", release.user_id, report.outcome)
 
 
 @bp.function_name("booking_sweeper")

@@ -23,6 +23,7 @@ import azure.functions as func
 
 from functions import room_context
 from graph import Throttled
+from sync import logcontext
 from sync.inbound import Deferred
 from sync.model import utc_now
 
@@ -58,7 +59,17 @@ def _defer(queue: str, body: dict, seconds: float, why: str) -> None:
 @bp.function_name("room_change_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.NOTIFICATIONS_QUEUE, connection="AzureWebJobsStorage")
 def room_change_worker(message: func.QueueMessage) -> None:
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        _apply_changes(message)
+
+
+def _apply_changes(message: func.QueueMessage) -> None:
     body = _json_message(message, "graph-notifications")
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id)):
+        _apply_items(message, body)
+
+
+def _apply_items(message: func.QueueMessage, body: dict) -> None:
     items = body.get("items")
     if not isinstance(items, list):
         raise ValueError(f"graph-notifications message {message.id} has no items list")
@@ -68,38 +79,60 @@ def room_change_worker(message: func.QueueMessage) -> None:
                                                  ("integration_id", "asset_id", "event_id")):
             log.error("graph-notifications message %s: item %d malformed, skipped", message.id, position)
             continue
-        try:
-            inbound.handle_change(item["integration_id"], item["asset_id"], item["event_id"])
-        except Throttled as throttled:
-            _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
-                   throttled.retry_after or 5, "Graph throttled")
-            return
-        except Deferred as deferred:
-            _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
-                   deferred.delay_seconds, str(deferred))
-            return
-        room_context.subscription_service().touch(item["integration_id"], item["asset_id"], utc_now())
+        with logcontext.bind(**logcontext.ids_of(item)):
+            try:
+                inbound.handle_change(item["integration_id"], item["asset_id"], item["event_id"])
+            except Throttled as throttled:
+                _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
+                       throttled.retry_after or 5, "Graph throttled")
+                return
+            except Deferred as deferred:
+                _defer(room_context.NOTIFICATIONS_QUEUE, {**body, "items": items[position:]},
+                       deferred.delay_seconds, str(deferred))
+                return
+            room_context.subscription_service().touch(item["integration_id"], item["asset_id"], utc_now())
 
 
 @bp.function_name("room_lifecycle_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.LIFECYCLE_QUEUE, connection="AzureWebJobsStorage")
 def room_lifecycle_worker(message: func.QueueMessage) -> None:
-    body = _json_message(message, "graph-lifecycle")
-    for item in body.get("items") or []:
-        try:
-            outcome = room_context.subscription_service().on_lifecycle(item["subscription_id"], item["lifecycle_event"])
-        except Throttled as throttled:
-            _defer(room_context.LIFECYCLE_QUEUE, {**body, "items": [item]}, throttled.retry_after or 5,
-                   "Graph throttled")
-            continue
-        log.info("lifecycle %s for subscription %s: %s", item.get("lifecycle_event"), item.get("subscription_id"),
-                 outcome)
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        body = _json_message(message, "graph-lifecycle")
+        for item in body.get("items") or []:
+            with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id),
+                                 **_subscription_ids(item)):
+                try:
+                    outcome = room_context.subscription_service().on_lifecycle(item["subscription_id"],
+                                                                               item["lifecycle_event"])
+                except Throttled as throttled:
+                    _defer(room_context.LIFECYCLE_QUEUE, {**body, "items": [item]}, throttled.retry_after or 5,
+                           "Graph throttled")
+                    continue
+                log.info("lifecycle %s for subscription %s: %s", item.get("lifecycle_event"),
+                         item.get("subscription_id"), outcome)
+
+
+def _subscription_ids(item) -> dict[str, str | None]:
+    """The integration and asset a lifecycle item concerns, from the (cached) subscription row:
+    the item itself names only the subscription."""
+    subscription_id = item.get("subscription_id") if isinstance(item, dict) else None
+    link = room_context.subscription_cache().get(subscription_id) if isinstance(subscription_id, str) else None
+    if link is None:
+        return {}
+    return {"integration_id": logcontext.safe_id(link.integration_id), "asset_id": logcontext.safe_id(link.asset_id)}
 
 
 @bp.function_name("calendar_resync_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.RESYNC_QUEUE, connection="AzureWebJobsStorage")
 def calendar_resync_worker(message: func.QueueMessage) -> None:
-    body = _json_message(message, "calendar-resync")
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        body = _json_message(message, "calendar-resync")
+        with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id),
+                             **logcontext.ids_of(body)):
+            _resync(message, body)
+
+
+def _resync(message: func.QueueMessage, body: dict) -> None:
     if not isinstance(body.get("integration_id"), str) or not isinstance(body.get("asset_id"), str):
         raise ValueError(f"calendar-resync message {message.id} names no integration and asset")
     try:
@@ -119,16 +152,27 @@ def subscription_maintenance(timer: func.TimerRequest) -> None:
     log.info("subscriptions: %s; %d scheduled resync(s) queued", counts, queued)
 
 
+def _json_or_none(text: str):
+    """A poison message's JSON, when it is JSON (only to name its ids in the logs)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def _keep_dead_letter(queue: str):
     def keep(message: func.QueueMessage) -> None:
         try:
             text = message.get_body().decode("utf-8", errors="replace")
         except Exception:  # the body itself is unreadable: keep what can be kept
             text = ""
-        letter = room_context.deadletters().keep(queue, message.id, text, "moved to the poison queue after "
-                                                 f"{message.dequeue_count} failed attempts", utc_now(),
-                                                 int(message.dequeue_count or 0))
-        log.error("dead letter from %s kept as %s", queue, letter.view()["id"])
+        body = _json_or_none(text)
+        with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id),
+                             **logcontext.ids_of(body)):
+            letter = room_context.deadletters().keep(queue, message.id, text, "moved to the poison queue after "
+                                                     f"{message.dequeue_count} failed attempts", utc_now(),
+                                                     int(message.dequeue_count or 0))
+            log.error("dead letter from %s kept as %s", queue, letter.view()["id"])
     keep.__name__ = f"deadletter_{queue.replace('-', '_')}"
     return keep
 

@@ -42,10 +42,12 @@ def user_sync_worker(message: func.QueueMessage) -> None:
 @bp.function_name("integration_purge_worker")
 @bp.queue_trigger(arg_name="message", queue_name=PURGE_QUEUE, connection="AzureWebJobsStorage")
 def integration_purge_worker(message: func.QueueMessage) -> None:
-    try:
-        integration_id = purge_request_from_message(json.loads(message.get_body()))
-    except (ValueError, UnicodeDecodeError) as problem:
-        log.error("integration-purge message %s refused: %s", message.id, problem)
-        raise ValueError(f"invalid integration-purge message: {problem}") from None
-    report = context.integration_purge().run(integration_id)
-    log.info("purge of integration %s: %s", report.integration_id, report.outcome)
+    with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
+        try:
+            integration_id = purge_request_from_message(json.loads(message.get_body()))
+        except (ValueError, UnicodeDecodeError) as problem:
+            log.error("integration-purge message %s refused: %s", message.id, problem)
+            raise ValueError(f"invalid integration-purge message: {problem}") from None
+        with logcontext.bind(integration_id=logcontext.safe_id(integration_id)):
+            report = context.integration_purge().run(integration_id)
+            log.info("purge of integration %s: %s", report.integration_id, report.outcome)

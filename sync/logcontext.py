@@ -64,6 +64,21 @@ def safe_id(value: Any) -> str | None:
     return text if _SAFE_ID.fullmatch(text) else None
 
 
+def ids_of(body: Any) -> dict[str, str | None]:
+    """The integration, asset and reservation ids a queue message names (each only when it looks
+    like an id), ready for bind(); a message that is not a JSON object names none."""
+    if not isinstance(body, Mapping):
+        return {}
+    return {name: safe_id(body.get(name)) for name in ("integration_id", "asset_id", "reservation_id")}
+
+
+def correlation_of_message(body: Any, message_id: Any) -> str:
+    """A queue message's correlation id: the one it carries (the request that queued it), else
+    the queue's message id, which stays the same over the host's retries of that message."""
+    carried = safe_id(body.get("correlation_id")) if isinstance(body, Mapping) else None
+    return carried or safe_id(message_id) or new_correlation_id()
+
+
 def correlation_from_headers(headers: Mapping[str, str]) -> str:
     """The caller's correlation id when it sent a usable one (or a W3C traceparent's trace id),
     else a fresh one. Anything that does not look like an id is ignored, so a header cannot
