@@ -19,7 +19,7 @@ import logging
 import azure.functions as func
 
 from functions import room_context
-from sync import webhook
+from sync import logcontext, webhook
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ def _bad(problem: Exception) -> func.HttpResponse:
 
 
 def _receive(req: func.HttpRequest, check, queue: str, what: str) -> func.HttpResponse:
+    """One correlation id per post, on its log lines and in the messages it queues (the workers
+    log under it too)."""
+    with logcontext.bind(correlation_id=logcontext.correlation_from_headers(req.headers)) as bound:
+        return _check_and_queue(req, check, queue, what, bound["correlation_id"])
+
+
+def _check_and_queue(req: func.HttpRequest, check, queue: str, what: str, correlation_id: str) -> func.HttpResponse:
     answer = _handshake(req)
     if answer is not None:
         return answer
@@ -56,7 +63,7 @@ def _receive(req: func.HttpRequest, check, queue: str, what: str) -> func.HttpRe
         log.warning("%s: %d item(s) rejected %s", what, sum(checked.rejected.values()), checked.rejected)
     publisher = room_context.publisher(queue)
     for message in webhook.messages_of(checked.accepted):
-        publisher.send(message)
+        publisher.send({**message, "correlation_id": correlation_id})
     if checked.accepted:
         log.info("%s: %d item(s) queued", what, len(checked.accepted))
     return func.HttpResponse(status_code=202)
