@@ -3,7 +3,7 @@ people synced from them. Function-level key (the app's default auth level).
 
 | Method | Route (under /api) | Body -> answer |
 |---|---|---|
-| POST | integrations | `{"domains": [..] or "domain", "tenant_id", "client_id", "client_secret", "client_secret_expires_at"?, "options"?: {"max_deactivation_share"}}` -> 201 integration + `initial_user_sync: {run_id, queued}`; 409 `duplicate_tenant` / `duplicate_domain` (also under concurrent connects) or `integration_deleting` |
+| POST | integrations | `{"domains": [..] or "domain", "tenant_id", "client_id", "client_secret", "client_secret_expires_at"?, "options"?: {"max_deactivation_share", "unknown_organizer" (guest or decline), "recover_subject", "decline_leaver_meetings"}}` -> 201 integration + `initial_user_sync: {run_id, queued}`; 409 `duplicate_tenant` / `duplicate_domain` (also under concurrent connects) or `integration_deleting` |
 | GET | integrations | -> `{"value": [integration...]}` (integrations being deleted are left out) |
 | GET | integrations/{id} | -> integration |
 | PATCH | integrations/{id} | any of `client_secret`, `client_secret_expires_at`, `options` -> integration (+ `resumed_user_sync` when a parked one resumes) |

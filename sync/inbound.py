@@ -262,19 +262,21 @@ class InboundSync:
         decisions = report.decisions or [Decision("ignore", "nothing to decide")]
         for number, decision in enumerate(decisions):
             reservation = decision.after or decision.before
+            reason = decision.reason
+            if decision.kind == DECLINE and decision.comment:
+                reason = f"{reason}; the organizer was told: {decision.comment}"  # what was sent with the decline
             self.synclog.write(LogEntry(
                 integration_id=asset.integration_id, at=now, asset_id=asset.id,
                 reservation_id=reservation.id if reservation else None,
                 input={"trigger": trigger, "room_event_id": event_id}, decision=decision.kind,
-                reason=decision.reason, graph_calls=report.graph_calls if number == 0 else 0,
+                reason=reason, graph_calls=report.graph_calls if number == 0 else 0,
                 outcome="applied" if decision.kind in (CREATE, UPDATE, CANCEL, DECLINE) else "no change"))
 
 
 def policy_of(integration: Integration) -> Policy:
-    options = getattr(integration.options, "as_dict", lambda: {})()
-    unknown = options.get("unknown_organizer") or Policy.unknown_organizer
-    recover = options.get("recover_subject")
-    return Policy(unknown_organizer=unknown, recover_subject=True if recover is None else bool(recover))
+    """The planner's policy from the options the customer set on the integration."""
+    options = integration.options
+    return Policy(unknown_organizer=options.unknown_organizer, recover_subject=options.recover_subject)
 
 
 def _needs_subject(event: RoomEvent, linked, policy: Policy) -> bool:

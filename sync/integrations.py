@@ -70,7 +70,7 @@ class IntegrationService:
                                            client_id=draft.client_id),
             secret_expires_at=draft.secret_expires_at, status=ACTIVE, status_reason=None, status_changed_at=now,
             mode=granted.mode, granted_roles=tuple(sorted(granted.roles)),
-            options=IntegrationOptions(**draft.options), created_at=now, activated_at=now, updated_at=now)
+            options=IntegrationOptions.from_dict(draft.options), created_at=now, activated_at=now, updated_at=now)
         integration = replace(integration, domain_proofs=self._organization_proofs(integration))
         try:
             integration = self.integrations.insert(integration)
@@ -238,7 +238,7 @@ class IntegrationService:
             integration = replace(integration, secret_expires_at=patch.secret_expires_at)
         if patch.options is not None:
             merged = {**integration.options.as_dict(), **patch.options}
-            integration = replace(integration, options=IntegrationOptions(**merged))
+            integration = replace(integration, options=IntegrationOptions.from_dict(merged))
         integration = replace(integration, updated_at=now)
         try:
             integration = self.integrations.update(integration)

@@ -5,7 +5,9 @@ When the user sync deactivates a person it puts `{integration_id, user_id}` on t
 - cancels their future platform reservations (and closes their open series), so the outbound
   worker deletes the Outlook meetings;
 - declines, in the room's calendar and with a comment, the future Outlook meetings they
-  organised on our rooms (on by default), and cancels those reservations;
+  organised on our rooms, and cancels those reservations; the integration's option
+  `decline_leaver_meetings` (on by default) turns the declining off, read at each release so
+  a change applies to the next leaver;
 - keeps everything that has already started or ended;
 - writes each release to `synclog`, and publishes it on `reservation-events` (the same
   transaction as the change, through the outbox).
@@ -43,8 +45,7 @@ class ReleaseReport:
 
 class LeaverReleaser:
     def __init__(self, *, users, integrations, assets, reservations, series: SeriesRepo, bookings: BookingService,
-                 access, synclog: SyncLog, decline_outlook_meetings: bool = True,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 access, synclog: SyncLog, clock: Callable[[], datetime] = utc_now) -> None:
         self.users = users
         self.integrations = integrations
         self.assets = assets
@@ -53,7 +54,6 @@ class LeaverReleaser:
         self.bookings = bookings
         self.access = access
         self.synclog = synclog
-        self.decline_outlook_meetings = decline_outlook_meetings
         self.clock = clock
 
     def release_leaver(self, integration_id: str, user_id: str) -> ReleaseReport:
@@ -62,6 +62,8 @@ class LeaverReleaser:
         if user is None or user.active:
             report.outcome = "unknown_person" if user is None else "active_again"
             return report
+        integration = self.integrations.get(integration_id)
+        decline = integration is not None and integration.options.decline_leaver_meetings
         now = self.clock()
         for series in self.series.of_booker(integration_id, user_id):
             self.bookings.cancel_series(integration_id, series.id, now, reason="released_leaver")
@@ -78,9 +80,9 @@ class LeaverReleaser:
                     self._cancel(reservation, now, outlook=True)
                     report.platform_cancelled += 1
                     continue
-                if self.decline_outlook_meetings and reservation.room_event_id:
+                if decline and reservation.room_event_id:
                     if client is None:
-                        client = self.access.client_for(self.integrations.get(integration_id))
+                        client = self.access.client_for(integration)
                     self._decline_room_copy(client, reservation)
                     report.outlook_declined += 1
                 self._cancel(reservation, now, outlook=False)

@@ -32,14 +32,39 @@ REASON_NOT_IN_DIRECTORY = "not_in_directory"  # absent from a full read of the d
 REASON_EMAIL_IN_USE = "email_in_use"  # the address belongs to a person of another integration
 
 
+# IntegrationOptions.unknown_organizer: what a room meeting organised by someone who is not an
+# active person of the integration becomes.
+BOOK_AS_GUEST = "guest"  # a reservation with a guest organizer
+DECLINE_UNKNOWN = "decline"  # the room copy declined with a comment
+UNKNOWN_ORGANIZER_CHOICES = (BOOK_AS_GUEST, DECLINE_UNKNOWN)
+
+
 @dataclass(frozen=True)
 class IntegrationOptions:
-    """Per-integration overrides of app-wide defaults; None means "use the app setting"."""
+    """The customer's choices for their integration. `max_deactivation_share` None means "use the
+    app setting"; the room policy options have their defaults here:
+    - unknown_organizer: BOOK_AS_GUEST or DECLINE_UNKNOWN;
+    - recover_subject: take the subject from the organizer's copy when the room copy shows the
+      organizer's name instead (Exchange's default room processing);
+    - decline_leaver_meetings: decline, on the room's side, the future Outlook meetings a leaver
+      organised on our rooms (their reservations are cancelled either way).
+    """
 
     max_deactivation_share: float | None = None
+    unknown_organizer: str = BOOK_AS_GUEST
+    recover_subject: bool = True
+    decline_leaver_meetings: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_deactivation_share": self.max_deactivation_share}
+        return {"max_deactivation_share": self.max_deactivation_share, "unknown_organizer": self.unknown_organizer,
+                "recover_subject": self.recover_subject, "decline_leaver_meetings": self.decline_leaver_meetings}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IntegrationOptions":
+        """Options as stored or merged: unknown keys are dropped and a missing or null value
+        takes its default, so rows written before an option existed read as the default."""
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__ and value is not None}
+        return cls(**known)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, Mapping
 
+from sync.model import UNKNOWN_ORGANIZER_CHOICES
+
 MAX_DOMAINS = 50
 MAX_SECRET_LENGTH = 1024
 MAX_PAGE_SIZE = 1000
@@ -166,7 +168,30 @@ def share(name: str, value: Any) -> float | None:
     return float(value)
 
 
-OPTION_FIELDS = frozenset({"max_deactivation_share"})
+def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise malformed(name, f"{name}: must be a string, one of {', '.join(allowed)}")
+    if value not in allowed:
+        raise invalid(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def boolean(name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise malformed(name, f"{name}: must be true or false")
+
+
+# Each option's parser; null takes the default (for max_deactivation_share: the app setting).
+_OPTION_PARSERS = {
+    "max_deactivation_share": share,
+    "unknown_organizer": lambda name, value: choice(name, value, UNKNOWN_ORGANIZER_CHOICES),
+    "recover_subject": boolean,
+    "decline_leaver_meetings": boolean,
+}
+OPTION_FIELDS = frozenset(_OPTION_PARSERS)
 
 
 def options(data: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -177,10 +202,7 @@ def options(data: Mapping[str, Any]) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise malformed("options", "options: must be an object")
     reject_unknown(value, OPTION_FIELDS, prefix="options.")
-    parsed: dict[str, Any] = {}
-    if "max_deactivation_share" in value:
-        parsed["max_deactivation_share"] = share("options.max_deactivation_share", value["max_deactivation_share"])
-    return parsed
+    return {key: _OPTION_PARSERS[key](f"options.{key}", raw) for key, raw in value.items()}
 
 
 # ---- request bodies -----------------------------------------------------------------------------

@@ -6,10 +6,22 @@ from functions.api_spec.common import (
 )
 
 INTEGRATION_ID = path_parameter("integration_id", "The integration's id (a GUID).")
-OPTIONS = {"type": "object", "additionalProperties": False, "properties": {
+OPTIONS = {"type": "object", "additionalProperties": False, "description": "Only the options sent change; "
+           "null takes an option's default.", "properties": {
     "max_deactivation_share": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1,
                                "description": "A user sync that would deactivate more than this share of "
-                                              "active people waits for a forced run (default: the app setting)."}}}
+                                              "active people waits for a forced run (default: the app setting)."},
+    "unknown_organizer": {"enum": ["guest", "decline", None], "default": "guest",
+                          "description": "A room meeting organised by someone who is not an active person of "
+                                         "this integration is booked with a guest organizer (guest) or declined "
+                                         "on the room's side with a comment (decline)."},
+    "recover_subject": {"type": ["boolean", "null"], "default": True,
+                        "description": "When the room copy's subject is the organizer's name (Exchange's default), "
+                                       "take the subject from the organizer's copy."},
+    "decline_leaver_meetings": {"type": ["boolean", "null"], "default": True,
+                                "description": "When a person leaves, decline on the room's side the future Outlook "
+                                               "meetings they organised on our rooms (their reservations are "
+                                               "cancelled either way)."}}}
 WARNING = {"type": "object", "required": ["code", "message"], "additionalProperties": True,
            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
 QUEUED_SYNC = {"type": "object", "properties": {"run_id": {"type": ["string", "null"]}, "queued": {"type": "boolean"},

@@ -169,7 +169,7 @@ def from_entity(row: Mapping[str, Any]) -> Integration:
         status_changed_at=utc_moment(row.get("StatusChangedAt")),
         mode=row["Mode"],
         granted_roles=tuple(json.loads(row.get("GrantedRoles") or "[]")),
-        options=IntegrationOptions(max_deactivation_share=options.get("max_deactivation_share")),
+        options=IntegrationOptions.from_dict(options),
         created_at=utc_moment(row.get("CreatedAt")),
         activated_at=utc_moment(row.get("ActivatedAt")),
         updated_at=utc_moment(row.get("UpdatedAt")),
