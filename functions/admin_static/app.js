@@ -310,15 +310,37 @@
     progress.textContent = "Deleting: unsubscribing assets, removing the integration and its people…";
     api("DELETE", `integrations/${integration.id}`).then((result) => {
       if (result.ok) {
-        notice(`Deleted the integration of ${integration.domains.join(", ")}.`);
         if (state.integrationId === integration.id) selectIntegration("");
         state.signatures.delete($("integrations-list"));
         loadIntegrations();
+        followDeletion(integration.domains.join(", "), result.body && result.body.status_url);
       } else {
         button.disabled = false;
         progress.textContent = `Not deleted: ${errorText(result)}`;
       }
     });
+  }
+
+  // The purge runs in the background: its status URL lists the steps done and to do, and
+  // answers 404 once the integration is gone. Shown outside the card, which is hidden at once.
+  function followDeletion(label, statusUrl) {
+    const line = $("delete-progress");
+    line.hidden = false;
+    line.textContent = `Deleting the integration of ${label}…`;
+    const poll = async () => {
+      const result = await api("GET", statusUrl);
+      if (result.status === 404) { line.textContent = `Deleted the integration of ${label}: every step is done.`; return; }
+      if (!result.ok) {
+        line.textContent = `Deleting the integration of ${label}: progress unavailable (${errorText(result)}); the deletion goes on.`;
+        return;
+      }
+      const steps = (result.body && result.body.deletion) || {};
+      const done = (steps.completed_steps || []).join(", ") || "none yet";
+      const pending = (steps.pending_steps || []).join(", ") || "none";
+      line.textContent = `Deleting the integration of ${label}. Done: ${done}. Still to do: ${pending}.`;
+      setTimeout(poll, 1000);
+    };
+    if (statusUrl) poll();
   }
 
   const CONNECT_FIELDS = { domains: "domains", domain: "domains", tenant_id: "tenant", client_id: "client",
