@@ -102,7 +102,8 @@ def room_lifecycle_worker(message: func.QueueMessage) -> None:
             with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id),
                                  **_subscription_ids(item)):
                 try:
-                    outcome = room_context.subscription_service().on_lifecycle(item["subscription_id"],
+                    outcome = room_context.subscription_service().on_lifecycle(item.get("integration_id"),
+                                                                               item["subscription_id"],
                                                                                item["lifecycle_event"])
                 except Throttled as throttled:
                     _defer(room_context.LIFECYCLE_QUEUE, {**body, "items": [item]}, throttled.retry_after or 5,

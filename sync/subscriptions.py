@@ -146,10 +146,16 @@ class SubscriptionService:
         self.request_resync(asset.integration_id, asset.id, "recreated")
         return outcome
 
-    def on_lifecycle(self, subscription_id: str, event: str) -> str:
+    def on_lifecycle(self, integration_id: str, subscription_id: str, event: str) -> str:
+        """Acts only when the subscription belongs to the integration the message names: a message
+        pairing one tenant with another's subscription id changes nothing."""
         link = self.subscriptions.get(subscription_id)
         if link is None:
             return "unknown subscription"
+        if link.integration_id != integration_id:
+            log.warning("lifecycle %s refused: subscription %s is not integration %s's", event, subscription_id,
+                        integration_id)
+            return "not this integration's subscription"
         found = self._owner(link)
         if found is None:
             return "asset gone"

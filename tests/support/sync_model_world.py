@@ -105,7 +105,8 @@ class SyncWorld:
                 checked = check_lifecycle(items, self.cache.get)
                 for item in checked.accepted:
                     if item["integration_id"] == self.iid:
-                        self.subscriptions.on_lifecycle(item["subscription_id"], item["lifecycle_event"])
+                        self.subscriptions.on_lifecycle(item["integration_id"], item["subscription_id"],
+                                                    item["lifecycle_event"])
             self.rejected += sum(checked.rejected.values())
         return added
 
