@@ -6,7 +6,7 @@ the tenant's rooms, reservations (read side), the sync log and dead letters.
 | GET | integrations/{id}/rooms | -> `{"value": [{email, display_name, capacity, building}]}`; 403 naming Place.Read.All when not granted |
 | POST | assets | `{integration_id, name?, category?, mailbox, time_zone?, capacity?, max_duration_minutes?}` or `{integration_id, room: email, ...}` -> 201 asset (mailbox checked against Graph first) |
 | GET | assets?integration_id= | -> `{"value": [asset...]}` |
-| GET, PATCH, DELETE | assets/{id} | -> asset / asset / 204 (unsubscribes first) |
+| GET, PATCH, DELETE | assets/{id} | -> asset / asset / 204: unlinks the room (unsubscribes first, then forgets its reservations and calendar state; no reservation events, since the platform deleting the asset drops its bookings itself, and Outlook meetings stay: the room is still a mailbox in Exchange) |
 | POST, DELETE | assets/{id}/subscription | -> `{state, expires_at, subscribed_at, ...}` |
 | POST | assets/{id}/resync | -> 202 `{queued: true}` |
 | POST | assets/{id}/import | `{from, to, dry_run?=true}` -> `{created, linked, conflicts, skipped, counts}` |
