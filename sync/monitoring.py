@@ -31,11 +31,14 @@ from sync.store.errors import NotFoundError
 from sync.store.integrations_repo import IntegrationsRepo
 from sync.store.keys import prefix_range
 from sync.store.syncstate_repo import SyncStateRepo
-from sync.store.tables import Table
+from sync.store.tables import Table, utc_moment
 from sync.store.users_repo import UsersRepo
 from sync.users import USER_SYNC_QUEUE
 
 log = logging.getLogger(__name__)
+
+# Where a room's calendar resync records its last run (sync/resync.py's CalendarStateRepo).
+SYNCSTATE, CALENDAR_STATE = "syncstate", "calendar"
 
 DEADLETTERS = "deadletters"
 POISON_SUFFIX = "-poison"
@@ -123,7 +126,7 @@ class StatusReader:
                 "guard_pending": bool(state.guard),
             },
             "warnings": secret_expiry_warnings(integration.secret_expires_at, now),
-            "assets": [asset_status(asset, now) for asset in self._assets(integration.id)],
+            "assets": self._asset_statuses(integration.id, now),
             "dead_letters": dead_letters.get(integration.id, 0),
         }
 
@@ -135,6 +138,21 @@ class StatusReader:
             return sorted((asset_from_row(row) for row in rows), key=lambda asset: asset.name.lower())
         except NotFoundError:
             return []  # no asset was ever added: the table does not exist yet
+
+    def _asset_statuses(self, integration_id: str, now: datetime) -> list[dict[str, Any]]:
+        resyncs = self._resync_times(integration_id)
+        return [asset_status(asset, now, resyncs.get(asset.id)) for asset in self._assets(integration_id)]
+
+    def _resync_times(self, integration_id: str) -> dict[str, datetime]:
+        """When each asset's calendar resync last completed (its row in the syncstate partition)."""
+        low, high = prefix_range(CALENDAR_STATE)
+        try:
+            rows = list(Table(self.table_service, SYNCSTATE).query(
+                "RowKey ge @low and RowKey lt @high", {"low": low, "high": high}, partition=integration_id,
+                select=["RowKey", "LastRunAt"]))
+        except NotFoundError:
+            return {}
+        return {row["RowKey"][len(low):]: moment for row in rows if (moment := utc_moment(row.get("LastRunAt")))}
 
     def _dead_letter_counts(self) -> Counter:
         try:
@@ -154,10 +172,13 @@ class StatusReader:
         return QueueBacklog(name, role, exists=True, approximate_messages=int(properties.approximate_message_count or 0))
 
 
-def asset_status(asset, now: datetime) -> dict[str, Any]:
+def asset_status(asset, now: datetime, last_resync_at: datetime | None = None) -> dict[str, Any]:
+    """`last_success_at`: the later of the last notification applied and the last calendar resync."""
     subscription = asset.subscription.view(now)
+    successes = [moment for moment in (asset.subscription.last_notification_at, last_resync_at) if moment]
     return {"id": asset.id, "name": asset.name, "mailbox": asset.mailbox, "state": subscription["state"],
             "expires_at": subscription["expires_at"], "last_notification_at": subscription["last_notification_at"],
+            "last_resync_at": iso_utc(last_resync_at), "last_success_at": iso_utc(max(successes, default=None)),
             "last_error": subscription["last_error"], "last_error_at": subscription["last_error_at"]}
 
 

@@ -8,6 +8,7 @@ import importlib
 import json
 import sys
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
@@ -25,6 +26,8 @@ from sync.store.assets_repo import AssetsRepo, new_asset_id
 from sync.store.integrations_repo import IntegrationsRepo
 from sync.store.syncstate_repo import SyncStateRepo
 from sync.store.users_repo import UsersRepo
+from sync.resync import CalendarStateRepo
+from sync.store.keys import compose
 from tests.support.emulator_fixture import new_tenant
 
 ENCRYPTION_KEY = base64.b64encode(b"status-endpoint-test-key-32bytes").decode()
@@ -90,8 +93,8 @@ def test_status_reports_integrations_assets_and_dead_letters(app, graph_emulator
     assert mine["user_sync"]["last_outcome"] == "applied" and mine["user_sync"]["last_success_at"]
     assert mine["user_sync"]["failing"] is False
     assert mine["assets"] == [{"id": asset.id, "name": "Room 4.12", "mailbox": asset.mailbox, "state": "error",
-                               "expires_at": None, "last_notification_at": None,
-                               "last_error": "Graph refused the subscription (403)",
+                               "expires_at": None, "last_notification_at": None, "last_resync_at": None,
+                               "last_success_at": None, "last_error": "Graph refused the subscription (403)",
                                "last_error_at": mine["assets"][0]["last_error_at"]}]
     assert mine["dead_letters"] == 1
     codes = {(p["code"], p.get("integration_id"), p.get("asset_id")) for p in report["problems"]}
@@ -101,6 +104,35 @@ def test_status_reports_integrations_assets_and_dead_letters(app, graph_emulator
     assert {"user-sync", "user-sync-poison", "graph-notifications-poison", "user-events"} <= {q["name"] for q in report["queues"]}
     assert report["dead_letters"]["by_partition"][integration["id"]] == 1
     assert tenant.client_secret not in response.get_body().decode()
+
+
+def test_an_asset_s_last_success_is_its_later_notification_or_resync(app, graph_emulator, storage_connection_string):
+    tenant = new_tenant(graph_emulator, users=1)
+    created = call(app, "integrations_create", "POST", "integrations", {
+        "domains": [tenant.domain], "tenant_id": tenant.tenant_id, "client_id": tenant.client_id,
+        "client_secret": tenant.client_secret})
+    assert created.status_code == 201, created.get_body()
+    integration_id = json.loads(created.get_body())["id"]
+    store = Store(TableServiceClient.from_connection_string(storage_connection_string))
+    notified, resynced = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc), datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
+    def asset(name: str, subscription: Subscription) -> Asset:
+        return AssetsRepo(store).insert(replace(failed_asset(integration_id), name=name, subscription=subscription))
+
+    asset("A notified", Subscription(state="subscribed", last_notification_at=notified))
+    both = asset("B resynced", Subscription(state="subscribed", last_notification_at=notified))
+    asset("C quiet", Subscription(state="subscribed"))
+    calendars = CalendarStateRepo(store)
+    calendars.save(integration_id, both.id, "https://graph.example/delta", resynced, {"changes": 0})
+    calendars.table.upsert({"PartitionKey": integration_id, "RowKey": compose("calendar", both.id),
+                            "LastRunAt": resynced})  # the resync ran at a known time
+
+    report = json.loads(call(app, "status", "GET", "status").get_body())
+
+    (mine,) = [i for i in report["integrations"] if i["id"] == integration_id]
+    seen = {a["name"]: (a["last_notification_at"], a["last_resync_at"], a["last_success_at"]) for a in mine["assets"]}
+    assert seen["A notified"] == ("2026-03-02T09:00:00Z", None, "2026-03-02T09:00:00Z")
+    assert seen["B resynced"] == ("2026-03-02T09:00:00Z", "2026-03-02T10:30:00Z", "2026-03-02T10:30:00Z")
+    assert seen["C quiet"] == (None, None, None)
 
 
 def test_status_needs_the_function_key(app):
