@@ -36,6 +36,7 @@ from sync.store.synclog_repo import LogEntry, SyncLog
 log = logging.getLogger(__name__)
 
 MAX_PLAN_ROUNDS = 12
+PRIVATE_COPY = "\x00private"  # what _recover_subject finds when the organizer's copy is private
 DEFAULT_HORIZON_DAYS = 90
 
 
@@ -204,6 +205,10 @@ class InboundSync:
             gone = linked is None and self.reservations.is_gone(asset.integration_id, asset.id, event_id)
             if subject is None and event is not None and _needs_subject(event, linked, policy):
                 subject = self._recover_subject(client, event) or ""
+                if subject is PRIVATE_COPY:
+                    # The room dropped the private flag (Exchange's RemovePrivateProperty default);
+                    # the organizer's copy still says so, and that is what we show.
+                    event, subject = replace(event, private=True), ""
             ctx = Context(asset=asset, now=self.clock(), policy=policy, organizer=organizer,
                           organizer_active=active, importing=importing, subject=subject or None, gone=gone)
             decision = plan(event, linked, overlapping, ctx)
@@ -239,7 +244,8 @@ class InboundSync:
         return Organizer(email=person.email, user_id=person.id, name=person.display_name), person.active
 
     def _recover_subject(self, client: GraphClient, event: RoomEvent) -> str | None:
-        """The organizer's own subject for a room copy that shows the organizer's name instead."""
+        """The organizer's own subject for a room copy that shows the organizer's name instead;
+        PRIVATE_COPY when the organizer's copy is private (its subject is never taken)."""
         try:
             copies = find_by_ical_uid(client, event.organizer_email, event.ical_uid)
         except (Forbidden, NotFound):
@@ -247,7 +253,7 @@ class InboundSync:
         for copy in copies:
             if isinstance(copy, dict) and isinstance(copy.get("subject"), str):
                 if copy.get("sensitivity") in ("private", "confidential"):
-                    return None
+                    return PRIVATE_COPY
                 return copy["subject"][:255]
         return None
 
