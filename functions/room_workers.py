@@ -114,12 +114,13 @@ def room_lifecycle_worker(message: func.QueueMessage) -> None:
 
 
 def _subscription_ids(item) -> dict[str, str | None]:
-    """The integration and asset a lifecycle item concerns, from the (cached) subscription row:
-    the item itself names only the subscription."""
+    """The integration and asset a lifecycle item concerns, from the (cached) subscription row
+    when it belongs to the integration the item names (the item names no asset)."""
     subscription_id = item.get("subscription_id") if isinstance(item, dict) else None
+    named = logcontext.safe_id(item.get("integration_id")) if isinstance(item, dict) else None
     link = room_context.subscription_cache().get(subscription_id) if isinstance(subscription_id, str) else None
-    if link is None:
-        return {}
+    if link is None or (named and link.integration_id != named):  # not that integration's: name only what was sent
+        return {"integration_id": named}
     return {"integration_id": logcontext.safe_id(link.integration_id), "asset_id": logcontext.safe_id(link.asset_id)}
 
 
