@@ -61,6 +61,7 @@ FRAGMENT = {
                         "id": {"type": "string"}, "name": {"type": "string"}, "mailbox": {"type": "string"},
                         "state": {"enum": ["unsubscribed", "subscribed", "expired", "error"]},
                         "expires_at": OPTIONAL_TIME, "last_notification_at": OPTIONAL_TIME,
+                        "last_resync_at": OPTIONAL_TIME, "last_success_at": OPTIONAL_TIME,
                         "last_error": {"type": ["string", "null"]}, "last_error_at": OPTIONAL_TIME}}},
                     "dead_letters": {"type": "integer"}}}},
                 "queues": {"type": "array", "items": {"type": "object", "required": ["name", "role", "exists",
