@@ -1,7 +1,7 @@
 """How fast the Graph emulator serves a large directory: seeds N users (default 100,000) into an
 in-process emulator, then reads them over HTTPS with requests, following every nextLink, via
 `/users?$top=999` and via `/users/delta` (Prefer: odata.maxpagesize=999), and prints pages,
-seconds and users per second for each.
+seconds and users per second for each (figures only, no goal).
 
     python -m bench.emulator_users [--users 100000]
 """
@@ -12,6 +12,7 @@ import time
 
 import requests
 
+from bench.figures import Recorder
 from devtools.graph_emulator import seed
 from devtools.graph_emulator.server import EmulatorServer
 
@@ -30,14 +31,19 @@ def read_all(session: requests.Session, ca_path: str, url: str, headers: dict[st
         url = body["@odata.nextLink"]
 
 
-def report(label: str, pages: int, users: int, seconds: float) -> None:
+def report(label: str, pages: int, users: int, seconds: float, recorder: Recorder | None = None) -> None:
     print(f"{label:<28} pages={pages:<5} users={users:<7} seconds={seconds:6.2f} users/s={users / seconds:,.0f}")
+    if recorder is not None:
+        recorder.figure(f"{label}: users per second", round(users / seconds), "users/s",
+                        note=f"{pages} pages, {seconds:.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     args = parser.parse_args()
+    recorder = Recorder("emulator_users")
+    recorder.parameter("users", args.users)
     with EmulatorServer() as server:
         world = server.world
         started = time.perf_counter()
@@ -55,18 +61,21 @@ def main() -> None:
 
         started = time.perf_counter()
         pages, users, _ = read_all(session, server.ca_path, f"{server.api_base}/users?$top=999", headers)
-        report("GET /users?$top=999", pages, users, time.perf_counter() - started)
+        report("GET /users?$top=999", pages, users, time.perf_counter() - started, recorder)
 
         delta_headers = {**headers, "Prefer": "odata.maxpagesize=999"}
         started = time.perf_counter()
         pages, users, delta_link = read_all(session, server.ca_path,
                                             f"{server.api_base}/users/delta?$select=displayName,mail,accountEnabled",
                                             delta_headers)
-        report("GET /users/delta (initial)", pages, users, time.perf_counter() - started)
+        report("GET /users/delta (initial)", pages, users, time.perf_counter() - started, recorder)
 
         started = time.perf_counter()
         pages, users, _ = read_all(session, server.ca_path, delta_link, delta_headers)
-        report("GET deltaLink (no changes)", pages, users, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        report("GET deltaLink (no changes)", pages, users, seconds)
+        recorder.figure("GET deltaLink (no changes): time", round(seconds, 3), "s", note=f"{pages} page(s)")
+        recorder.save()
 
 
 if __name__ == "__main__":

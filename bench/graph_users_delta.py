@@ -28,6 +28,7 @@ import tracemalloc
 from dataclasses import dataclass
 from typing import Callable
 
+from bench.figures import Recorder
 from devtools.graph_emulator import seed
 from devtools.graph_emulator.server import EmulatorServer
 from graph import users
@@ -234,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
               f"RSS growth {ratio(sdk.rss_growth_mib, ours.rss_growth_mib)}, "
               f"heap peak {ratio(sdk.heap_peak_mib, ours.heap_peak_mib)}, "
               f"requests {ratio(sdk.requests, ours.requests)}")
+    recorder = Recorder("graph_users_delta")
+    recorder.parameter("users", args.users)
+    for run in runs:
+        recorder.figure(f"{run.name}: wall time", round(run.wall, 2), "s", note=f"{run.requests} requests")
+        recorder.figure(f"{run.name}: CPU time", round(run.cpu, 2), "s")
+        recorder.figure(f"{run.name}: resident memory growth", round(run.rss_growth_mib, 1), "MiB")
+    recorder.save()
     return 0
 
 

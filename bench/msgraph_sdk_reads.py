@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from bench.figures import Recorder
 from devtools.graph_emulator import room_lists, seed
 from devtools.graph_emulator.server import EmulatorServer
 from devtools.graph_emulator.state import Room, Tenant, User
@@ -319,6 +320,11 @@ def main() -> int:
         print(f"{'ok  ' if c.ok else 'FAIL'} {c.name:<28} {c.seconds * 1000:7.1f} ms  {c.detail}")
     failed = [c for c in checks if not c.ok]
     print(f"{len(checks) - len(failed)}/{len(checks)} reads matched what was seeded")
+    recorder = Recorder("msgraph_sdk_reads")
+    recorder.figure("SDK reads matching what was seeded", f"{len(checks) - len(failed)}/{len(checks)}",
+                    goal="all", passed=not failed,
+                    note="; ".join(f"{c.name} failed" for c in failed) or None)
+    recorder.save()
     return 1 if failed else 0
 
 

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import requests
 
+    from bench.figures import Recorder
     from devtools.azurite import Azurite
     from devtools.localhost import LocalHost
     from functions import context
@@ -180,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
                     "goal_p95_at_most_3_seconds": percentile(latencies, 0.95) <= 3.0,
                 }
                 print(json.dumps(figures, indent=2), flush=True)
+                recorder = Recorder("outbound_latency")
+                for name in ("reservations", "rate", "poll"):
+                    recorder.parameter(name, getattr(args, name))
+                recorder.figure("reservation -> Outlook p50", figures["latency_p50_seconds"], "s")
+                recorder.figure("reservation -> Outlook p95", figures["latency_p95_seconds"], "s", goal="<= 3 s",
+                                passed=figures["goal_p95_at_most_3_seconds"],
+                                note=f"{len(latencies)} of {len(sent)} synced; queue polling {args.poll:g} s")
+                recorder.figure("reservation -> Outlook max", figures["latency_max_seconds"], "s")
+                recorder.figure("Graph requests per reservation", figures["graph_requests_per_reservation"], "",
+                                note="emulator's counts, token requests included")
+                recorder.sample("reservation -> Outlook", latencies, "s")
+                recorder.save()
             context.reset()
         finally:
             parent_end.send("stop")

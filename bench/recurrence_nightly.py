@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from zoneinfo import ZoneInfo
 
+    from bench.figures import Recorder
     from devtools.azurite import Azurite
     from graph import GraphConfig
     from sync.booking_model import Asset, Subscription
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     from sync.store.series_repo import OPEN, Series, SeriesRepo, new_series_id
     from sync.store.synclog_repo import SyncLog
     from sync.store.syncstate_repo import SyncStateRepo
+    from sync.purge import PurgeRequester
+    from sync.store.email_guard_repo import EmailGuard
     from sync.store.users_repo import UsersRepo
     from sync.users import SyncRequest, SyncRequester, UserSync
 
@@ -132,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             integrations, users = IntegrationsRepo(store), UsersRepo(store)
             created = IntegrationService(
                 integrations=integrations, syncstate=SyncStateRepo(store), users=users, access=access,
-                requester=SyncRequester(QueuePublisher(queues, "bench-user-sync")), default_max_share=0.2).create(
+                requester=SyncRequester(QueuePublisher(queues, "bench-user-sync")), default_max_share=0.2,
+                purges=PurgeRequester(QueuePublisher(queues, "bench-integration-purge"))).create(
                 {"domain": details["domain"], "tenant_id": details["tenant_id"], "client_id": details["client_id"],
                  "client_secret": details["secret"]})
             integration_id = created["id"]
             UserSync(integrations=integrations, users=users, syncstate=SyncStateRepo(store), access=access,
                      events=UserEventPublisher(QueuePublisher(queues, "bench-user-events")),
-                     default_max_share=0.2).run(SyncRequest(integration_id, str(uuid.uuid4()), "initial"))
+                     default_max_share=0.2, email_guard=EmailGuard(store)).run(SyncRequest(integration_id, str(uuid.uuid4()), "initial"))
             clock = Clock()
             now = clock()
             zone = ZoneInfo("Europe/Amsterdam")
@@ -201,11 +205,28 @@ def main(argv: list[str] | None = None) -> int:
                 figures.append(row)
                 print(json.dumps(row, indent=2), flush=True)
             first = figures[0]
-            print(json.dumps({
+            goals = {
                 "goal_at_most_one_graph_request_per_20_events": (first["graph_http_requests"] * 20
                                                                  <= max(1, first["outlook_meetings_created"])),
                 "rerun_created_nothing": figures[1]["outlook_meetings_created"] == 0,
-            }), flush=True)
+            }
+            print(json.dumps(goals), flush=True)
+            recorder = Recorder("recurrence_nightly")
+            for name in ("series", "rooms", "people", "horizon_days"):
+                recorder.parameter(name, getattr(args, name))
+            recorder.figure("tonight: Outlook meetings created", first["outlook_meetings_created"], "")
+            recorder.figure("tonight: Graph HTTP requests", first["graph_http_requests"], "",
+                            note=f"{first['graph_batches']} $batch requests")
+            recorder.figure("tonight: events per Graph request", first["events_per_graph_request"], "",
+                            goal=">= 20 (at most one request per 20 events)",
+                            passed=goals["goal_at_most_one_graph_request_per_20_events"])
+            recorder.figure("tonight: wall time", first["wall_seconds"], "s")
+            recorder.figure("tonight: job peak Python memory", first["job_peak_python_memory_mib"], "MiB")
+            recorder.figure("same night again: meetings created", figures[1]["outlook_meetings_created"], "",
+                            goal="0", passed=goals["rerun_created_nothing"])
+            recorder.figure("next night: meetings created", figures[2]["outlook_meetings_created"], "",
+                            note=f"{figures[2]['graph_http_requests']} Graph requests")
+            recorder.save()
             worker.close()
         finally:
             parent_end.send("stop")

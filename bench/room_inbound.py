@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from bench.figures import Recorder
+
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=200)
     parser.add_argument("--rate", type=float, default=2.0, help="meetings made per second")
     args = parser.parse_args(argv)
+    recorder = Recorder("room_inbound")
+    for name in ("meetings", "posts", "rate"):
+        recorder.parameter(name, getattr(args, name))
 
     from devtools.azurite import Azurite
     from devtools.graph_emulator.server import EmulatorServer
@@ -90,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"  ({len(ones)} posts; goal p99 <= 20 ms)")
             print(f"webhook, 100 notifications: p50 {percentile(hundreds, .5):6.1f} ms  p99 "
                   f"{percentile(hundreds, .99):6.1f} ms  ({len(hundreds)} posts; goal p99 <= 100 ms)")
+            recorder.figure("webhook, 1 notification: p50", round(percentile(ones, .5), 1), "ms")
+            recorder.figure("webhook, 1 notification: p99", round(percentile(ones, .99), 1), "ms", goal="<= 20 ms",
+                            passed=percentile(ones, .99) <= 20, note=f"{len(ones)} posts")
+            recorder.figure("webhook, 100 notifications: p50", round(percentile(hundreds, .5), 1), "ms")
+            recorder.figure("webhook, 100 notifications: p99", round(percentile(hundreds, .99), 1), "ms",
+                            goal="<= 100 ms", passed=percentile(hundreds, .99) <= 100, note=f"{len(hundreds)} posts")
+            recorder.sample("webhook, 1 notification", ones, "ms")
+            recorder.sample("webhook, 100 notifications", hundreds, "ms")
             room_context.subscriptions_repo().delete(sub_id)
             drain = room_context.publisher("graph-notifications")._client
             deadline = time.perf_counter() + 300
@@ -133,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Outlook -> reservation: p50 {percentile(latencies, .5):.2f} s  p95 {percentile(latencies, .95):.2f} s"
                   f"  max {max(latencies):.2f} s over {len(latencies)} meetings ({missing} missing; queue polling "
                   f"{host_poll:.0f} s; goal p95 <= 3 s)")
+            recorder.figure("Outlook -> reservation p50", round(percentile(latencies, .5), 2), "s")
+            recorder.figure("Outlook -> reservation p95", round(percentile(latencies, .95), 2), "s", goal="<= 3 s",
+                            passed=percentile(latencies, .95) <= 3 and not missing,
+                            note=f"{len(latencies)} meetings, {missing} missing; queue polling {host_poll:.0f} s")
+            recorder.figure("Outlook -> reservation max", round(max(latencies), 2), "s")
+            recorder.sample("Outlook -> reservation", latencies, "s")
 
             # 3. Graph calls per change
             log = requests.get(f"{host.base_url}/api/synclog", params={"integration_id": world.integration_id,
@@ -143,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Graph calls per created reservation: mean {statistics.mean(creates):.2f}, "
                       f"min {min(creates)}, max {max(creates)} over {len(creates)} (goal 1; 2 with the subject "
                       "recovered from the organizer's copy, Exchange's default room setting)")
-            print(f"peak RSS of this process (host, workers, emulator): "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+                recorder.figure("Graph calls per created reservation (mean)", round(statistics.mean(creates), 2), "",
+                                goal="1 (2 with subject recovery)", passed=max(creates) <= 2,
+                                note=f"min {min(creates)}, max {max(creates)} over {len(creates)}")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak RSS of this process (host, workers, emulator): {peak:.0f} MiB")
+            recorder.figure("peak RSS (host, workers, emulator)", round(peak), "MiB")
+            recorder.save()
             try:
                 next(hosts)
             except StopIteration:

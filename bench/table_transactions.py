@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from azure.data.tables import TableServiceClient, UpdateMode
 
+    from bench.figures import Recorder
     from devtools.azurite import Azurite
     from sync.store import Table
 
@@ -110,9 +111,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"cpu ms/txn={figures[label]['cpu_ms_per_transaction']:7.2f}  "
                   f"wall ms/txn={figures[label]['wall_ms_per_transaction']:7.2f}", flush=True)
         sdk, ours = figures["sdk submit_transaction"], figures["Table.transact"]
-        print(json.dumps({"cpu_speedup": round(sdk["cpu_ms_per_transaction"] / ours["cpu_ms_per_transaction"], 2),
-                          "wall_speedup": round(sdk["wall_ms_per_transaction"] / ours["wall_ms_per_transaction"], 2),
-                          "figures": figures}, indent=2), flush=True)
+        speedups = {"cpu_speedup": round(sdk["cpu_ms_per_transaction"] / ours["cpu_ms_per_transaction"], 2),
+                    "wall_speedup": round(sdk["wall_ms_per_transaction"] / ours["wall_ms_per_transaction"], 2)}
+        print(json.dumps({**speedups, "figures": figures}, indent=2), flush=True)
+        recorder = Recorder("table_transactions")
+        for name in ("transactions", "operations", "rounds"):
+            recorder.parameter(name, getattr(args, name))
+        for label, figure in figures.items():
+            recorder.figure(f"{label}: CPU per transaction", figure["cpu_ms_per_transaction"], "ms")
+            recorder.figure(f"{label}: wall per transaction", figure["wall_ms_per_transaction"], "ms")
+        recorder.figure("CPU speed-up of Table.transact", speedups["cpu_speedup"], "x")
+        recorder.figure("wall speed-up of Table.transact", speedups["wall_speedup"], "x")
+        recorder.save()
     return 0
 
 

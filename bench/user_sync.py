@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=100)
     args = parser.parse_args(argv)
 
+    from bench.figures import Recorder
     from devtools.azurite import Azurite
     from graph import GraphConfig
     from sync.credentials import GraphAccess
@@ -178,6 +179,19 @@ def main(argv: list[str] | None = None) -> int:
                 "first_sync_under_2_minutes": first["wall_seconds"] < 120,
                 "delta_run_at_most_2_graph_requests": delta["graph_requests"] <= 2,
             }), flush=True)
+            recorder = Recorder("user_sync")
+            recorder.parameter("users", args.users)
+            recorder.parameter("changes", args.changes)
+            recorder.figure("first sync: wall time", first["wall_seconds"], "s", goal="< 120 s",
+                            passed=first["wall_seconds"] < 120, note=f"outcome {first['outcome']}")
+            recorder.figure("first sync: Graph requests", first["graph_requests"], "")
+            recorder.figure("first sync: Table transactions", first["table_transactions"], "")
+            recorder.figure("first sync: peak RSS", first["peak_rss_mib"], "MiB",
+                            note=f"{baseline:.0f} MiB before the sync")
+            recorder.figure("delta run: wall time", delta["wall_seconds"], "s")
+            recorder.figure("delta run: Graph requests", delta["graph_requests"], "", goal="<= 2",
+                            passed=delta["graph_requests"] <= 2, note=f"{args.changes} directory changes")
+            recorder.save()
         finally:
             parent_end.send("stop")
             child.join(timeout=30)
