@@ -30,7 +30,8 @@ from sync.planner import CANCEL, CREATE, DECLINE, DEFER, UPDATE, Context, Decisi
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.room_events import RoomEvent, UnreadableEvent, read_event
 from sync.store.errors import ConflictError
-from sync.store.reservations_repo import ReservationsRepo
+from sync.outbound import RESERVATION_TAG, platform_reservation_id
+from sync.store.reservations_repo import ReservationsRepo, asset_of
 from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,12 @@ class InboundSync:
             overlapping = (self.reservations.overlapping(asset.integration_id, asset.id, event.start, event.end)
                            if event is not None else [])
             gone = linked is None and self.reservations.is_gone(asset.integration_id, asset.id, event_id)
+            if linked is None and event is not None and not gone:
+                owner = self._platform_owner(client, asset, event)
+                if owner is not None:
+                    decision = Decision(DEFER, f"the platform's own meeting for reservation {owner}, not yet linked")
+                    report.decisions.append(decision)
+                    raise Deferred(decision.reason)
             if subject is None and event is not None and _needs_subject(event, linked, policy):
                 subject = self._recover_subject(client, event) or ""
                 if subject is PRIVATE_COPY:
@@ -242,6 +249,26 @@ class InboundSync:
         if person is None:
             return Organizer(email=event.organizer_email, user_id=None, name=event.organizer_name), False
         return Organizer(email=person.email, user_id=person.id, name=person.display_name), person.active
+
+    def _platform_owner(self, client: GraphClient, asset: Asset, event: RoomEvent) -> str | None:
+        """The platform reservation this room item belongs to when the outbound worker made the
+        meeting but has not stored its ids yet (it died after Graph's create, or is still on it):
+        the organizer's copy carries our tag. Without this, a booking moved before the worker
+        came back would meet its own old meeting as a stranger's and book the room twice. Asked
+        only while the asset has platform changes still to do (one more Graph read then)."""
+        if not event.organizer_email or not event.ical_uid:
+            return None
+        if not self.reservations.intents_of(asset.integration_id, asset.id):
+            return None
+        try:
+            copies = find_by_ical_uid(client, event.organizer_email, event.ical_uid, tag=RESERVATION_TAG)
+        except (Forbidden, NotFound):
+            return None
+        for copy in copies:
+            owner = platform_reservation_id(copy) if isinstance(copy, dict) else None
+            if owner and asset_of(owner) == asset.id and self.reservations.get(asset.integration_id, asset.id, owner):
+                return owner
+        return None
 
     def _recover_subject(self, client: GraphClient, event: RoomEvent) -> str | None:
         """The organizer's own subject for a room copy that shows the organizer's name instead;
