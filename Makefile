@@ -45,8 +45,8 @@ test: setup
 
 # The sync state machine (tests/integration/test_sync_state_machine.py) with many more examples
 # than `make test` runs; prints how many examples and steps ran. SOAK_EXAMPLES, SOAK_STEPS change it.
-SOAK_EXAMPLES ?= 150
-SOAK_STEPS ?= 25
+SOAK_EXAMPLES ?= 40
+SOAK_STEPS ?= 20
 soak: setup
 	@stats=$$(mktemp); \
 	ROOMSYNC_SOAK_EXAMPLES=$(SOAK_EXAMPLES) ROOMSYNC_SOAK_STEPS=$(SOAK_STEPS) ROOMSYNC_SOAK_STATS=$$stats \
