@@ -8,10 +8,8 @@ a moment instead of two minutes."""
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,11 +17,9 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
-from devtools.localhost import LocalHost
-from devtools.ports import free_port
-from functions import context, room_context
-from sync.settings import SETTING_NAMES
+from functions import room_context
 from tests.support.polling import wait_for
+from tests.support.room_host import start_room_host
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = room_context.RESYNC_QUEUE
@@ -35,30 +31,8 @@ def host(graph_emulator, storage_connection_string, tmp_path_factory):
     config["extensions"]["queues"]["visibilityTimeout"] = "00:00:00"
     host_json = tmp_path_factory.mktemp("poison-host") / "host.json"
     host_json.write_text(json.dumps(config))
-    port = free_port()
-    settings = {
-        "AzureWebJobsStorage": storage_connection_string,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "SECRET_ENCRYPTION_KEY": base64.b64encode(b"fault-catalogue-poison-key-32byt").decode(),
-        "GRAPH_AUTHORITY_HOST": graph_emulator.authority_host,
-        "GRAPH_API_BASE": graph_emulator.api_base,
-        "GRAPH_CA_BUNDLE": graph_emulator.ca_path,
-        "USER_SYNC_SCHEDULE": "0 0 2 * * *",
-        "SUBSCRIPTION_RENEWAL_SCHEDULE": "0 0 */6 * * *",
-        "RECURRENCE_SCHEDULE": "0 30 1 * * *",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name in SETTING_NAMES:
-            patch.delenv(name, raising=False)
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        context.reset()
-        module = sys.modules.get("function_app")
-        module = importlib.reload(module) if module else importlib.import_module("function_app")
-        with LocalHost(module.app, port, host_config=host_json, settings={**settings, "LOCAL_FUNCTION_KEY": "k"},
-                       queue_poll_seconds=0.1) as local:
-            yield local
-        context.reset()
+    yield from start_room_host(graph_emulator, storage_connection_string, host_config=host_json,
+                               queue_poll_seconds=0.1)
 
 
 def _raw_queue(connection_string: str, name: str) -> QueueClient:

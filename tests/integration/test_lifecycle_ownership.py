@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.receiver import NotificationReceiver
-from tests.support.sync_model_world import make_sync_world
+from tests.support.sync_model_world import unheard_sync_world
 
 
 @pytest.fixture
 def world(graph_emulator, storage_connection_string):
-    with NotificationReceiver() as receiver:
-        made = make_sync_world(graph_emulator, storage_connection_string, receiver, users=1, rooms=1)
-        try:
-            yield made
-        finally:
-            made.close()
+    with unheard_sync_world(graph_emulator, storage_connection_string, users=1, rooms=1) as made:
+        yield made
 
 
 @pytest.mark.parametrize("event", ["missed", "reauthorizationRequired", "subscriptionRemoved"])

@@ -10,20 +10,13 @@ from urllib.parse import quote
 import pytest
 
 from sync.booking_model import CONFIRMED
-from tests.support.receiver import NotificationReceiver
-from tests.support.sync_model_world import make_sync_world
+from tests.support.sync_model_world import unheard_sync_world
 
 
 @pytest.fixture
 def world(graph_emulator, storage_connection_string):
-    # Graph's notifications land on the receiver and are never handled: only the resync can
-    # bring the room's changes in.
-    with NotificationReceiver() as receiver:
-        made = make_sync_world(graph_emulator, storage_connection_string, receiver, users=2, rooms=1)
-        try:
-            yield made
-        finally:
-            made.close()
+    with unheard_sync_world(graph_emulator, storage_connection_string, users=2, rooms=1) as made:
+        yield made
 
 
 def _meeting(world, person: str, room: str, start, subject: str) -> str:

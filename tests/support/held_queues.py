@@ -6,26 +6,17 @@ Leaving a worker out is what an operator does with `AzureWebJobs.<function>.Disa
 functions that run are the app's own, unchanged."""
 from __future__ import annotations
 
-import base64
-import importlib
 import json
-import sys
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Iterator
 
 import azure.functions as func
-import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from devtools.localhost import LocalHost
-from devtools.ports import free_port
-from functions import context
-from sync.settings import SETTING_NAMES
 from sync.store import StorageLocation, queue_service
 from sync.store.connection import queue_client
-from tests.support.room_host import FUNCTION_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.room_host import start_room_host
 
 
 class AppWithout:
@@ -48,32 +39,14 @@ class AppWithout:
 
 def start_host_without(graph_emulator, storage_connection_string: str, left_out: set[str]) -> Iterator[
         tuple[LocalHost, AppWithout]]:
-    port = free_port()
-    settings = {
-        "AzureWebJobsStorage": storage_connection_string,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "SECRET_ENCRYPTION_KEY": base64.b64encode(b"e2e-held-queues-encryption-k32b!").decode(),
-        "GRAPH_AUTHORITY_HOST": graph_emulator.authority_host,
-        "GRAPH_API_BASE": graph_emulator.api_base,
-        "GRAPH_CA_BUNDLE": graph_emulator.ca_path,
-        "USER_SYNC_SCHEDULE": "0 0 2 * * *",
-        "SUBSCRIPTION_RENEWAL_SCHEDULE": "0 0 */6 * * *",
-        "RECURRENCE_SCHEDULE": "0 30 1 * * *",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name in SETTING_NAMES:
-            patch.delenv(name, raising=False)
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        context.reset()
-        module = sys.modules.get("function_app")
-        module = importlib.reload(module) if module else importlib.import_module("function_app")
-        app = AppWithout(module.app, left_out)
-        local = LocalHost(app, port, host_config=ROOT / "host.json",
-                          settings={**settings, "LOCAL_FUNCTION_KEY": FUNCTION_KEY}, queue_poll_seconds=0.2)
-        with local:
-            yield local, app
-        context.reset()
+    served: list[AppWithout] = []
+
+    def without(app) -> AppWithout:
+        served.append(AppWithout(app, left_out))
+        return served[-1]
+
+    with contextmanager(start_room_host)(graph_emulator, storage_connection_string, wrap_app=without) as local:
+        yield local, served[-1]
 
 
 class HeldQueue:

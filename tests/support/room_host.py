@@ -8,7 +8,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
@@ -27,7 +27,10 @@ KEY = {"x-functions-key": FUNCTION_KEY}
 
 
 def start_room_host(graph_emulator, storage_connection_string: str, *, queue_poll_seconds: float = 0.2,
+                    host_config: Path = ROOT / "host.json", wrap_app: Callable[[Any], Any] | None = None,
                     **extra: str) -> Iterator[LocalHost]:
+    """`host_config` replaces the app's host.json (e.g. shorter queue timings); `wrap_app` gets the
+    freshly loaded FunctionApp and returns what the host serves (e.g. the app minus some workers)."""
     port = free_port()
     settings = {
         "AzureWebJobsStorage": storage_connection_string,
@@ -49,7 +52,8 @@ def start_room_host(graph_emulator, storage_connection_string: str, *, queue_pol
         context.reset()
         module = sys.modules.get("function_app")
         module = importlib.reload(module) if module else importlib.import_module("function_app")
-        local = LocalHost(module.app, port, host_config=ROOT / "host.json",
+        app = module.app if wrap_app is None else wrap_app(module.app)
+        local = LocalHost(app, port, host_config=host_config,
                           settings={**settings, "LOCAL_FUNCTION_KEY": FUNCTION_KEY},
                           queue_poll_seconds=queue_poll_seconds)
         with local:
