@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -254,3 +255,15 @@ def instant(value: dict) -> datetime:
     """A Graph dateTimeTimeZone written in UTC, as an aware instant."""
     assert value.get("timeZone", "UTC") in ("UTC", "Etc/UTC"), value
     return datetime.fromisoformat(value["dateTime"][:19]).replace(tzinfo=timezone.utc)
+
+
+@contextmanager
+def unheard_sync_world(server, connection_string: str, **sizes):
+    """A world whose Graph notifications land on a receiver nobody reads: only what a test runs
+    itself (a resync, a lifecycle event) reaches the workers."""
+    with NotificationReceiver() as receiver:
+        made = make_sync_world(server, connection_string, receiver, **sizes)
+        try:
+            yield made
+        finally:
+            made.close()
