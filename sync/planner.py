@@ -90,6 +90,10 @@ def _follow(event: RoomEvent, linked: Reservation, overlapping: Sequence[Reserva
         return Decision(IGNORE, "an older version of the meeting than the one already applied", before=linked)
     if linked.status != CONFIRMED:
         return Decision(IGNORE, f"the reservation is {linked.status}; Outlook changes no longer apply", before=linked)
+    if linked.origin == FROM_PLATFORM and linked.sync_status == PENDING:
+        # The booker's change is on its way to Outlook; the item still shows the state before it,
+        # and taking that would undo the change (the outbound worker would then push it back).
+        return Decision(IGNORE, "a platform change of this booking is not in Outlook yet", before=linked)
     after = _mirror(linked, event, ctx)
     if after.start != linked.start or after.end != linked.end:
         clash = _clash(overlapping, after, exclude=linked.id)

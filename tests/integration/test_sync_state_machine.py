@@ -579,3 +579,36 @@ def test_a_booking_moved_after_a_crash_is_not_booked_twice_through_its_own_old_m
             assert [(e["iCalUId"], instant(e["start"])) for e in live] == [(only.ical_uid, moved)]
         finally:
             w.close()
+
+
+def test_a_late_notification_of_the_old_meeting_does_not_undo_a_platform_move(soak_emulator,
+                                                                               storage_connection_string):
+    """Found by the machine: the booking is in Outlook, the booker moves it on the platform, and a
+    notification of the room copy (still at the old time: the worker has not pushed the move yet)
+    arrives first. It must not move the reservation back, or the worker pushes the old time to
+    Outlook and the booker's change is lost without a word."""
+    with NotificationReceiver() as receiver:
+        w = make_sync_world(soak_emulator, storage_connection_string, receiver)
+        try:
+            b = w.booking
+            start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+            view = b.service.create(b.body(start=start, minutes=30))
+            b.drain()
+            w.collect()
+            assert w.pending, "the room copy of the new meeting was notified"
+            moved = start - timedelta(hours=2)
+            b.service.change(view["id"], {"start": moved.isoformat(), "end": (moved + timedelta(minutes=30)).isoformat()},
+                             None)
+            assert all(w.handle(item) for item in w.pending)
+            w.pending.clear()
+            assert b.reservation(view["id"]).start == moved
+
+            b.drain()
+            w.collect()
+            assert all(w.handle(item) for item in w.pending)
+            stored = b.reservation(view["id"])
+            assert (stored.start, stored.status, stored.sync_status) == (moved, CONFIRMED, SYNCED)
+            (meeting,) = [e for e in b.booker_events() if not e.get("isCancelled")]
+            assert instant(meeting["start"]) == moved
+        finally:
+            w.close()
