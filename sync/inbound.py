@@ -26,11 +26,11 @@ from graph import Forbidden, GraphClient, NotFound
 from graph.events import decline_event, find_by_ical_uid, get_event, instances
 from sync.booking_model import CONFIRMED, Asset, Organizer
 from sync.model import Integration, utc_now
+from sync.outbound import RESERVATION_TAG, platform_reservation_id
 from sync.planner import CANCEL, CREATE, DECLINE, DEFER, UPDATE, Context, Decision, Policy, plan
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.room_events import RoomEvent, UnreadableEvent, read_event
 from sync.store.errors import ConflictError
-from sync.outbound import RESERVATION_TAG, platform_reservation_id
 from sync.store.reservations_repo import ReservationsRepo, asset_of
 from sync.store.synclog_repo import LogEntry, SyncLog
 
