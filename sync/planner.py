@@ -89,6 +89,10 @@ def _follow(event: RoomEvent, linked: Reservation, overlapping: Sequence[Reserva
     if (linked.source_modified_at and event.modified_at and event.modified_at < linked.source_modified_at):
         return Decision(IGNORE, "an older version of the meeting than the one already applied", before=linked)
     if linked.status != CONFIRMED:
+        if linked.origin == FROM_OUTLOOK and linked.room_event_id and event.id != linked.room_event_id:
+            # The room was taken off the meeting and invited again: a new item of the same
+            # meeting that the room accepted is a new booking, not the cancelled one.
+            return _new(event, overlapping, ctx)
         return Decision(IGNORE, f"the reservation is {linked.status}; Outlook changes no longer apply", before=linked)
     if linked.origin == FROM_PLATFORM and linked.sync_status == PENDING:
         # The booker's change is on its way to Outlook; the item still shows the state before it,

@@ -612,3 +612,40 @@ def test_a_late_notification_of_the_old_meeting_does_not_undo_a_platform_move(so
             assert instant(meeting["start"]) == moved
         finally:
             w.close()
+
+
+def test_a_room_invited_again_after_being_taken_off_is_booked_again(soak_emulator, storage_connection_string):
+    """Found by the machine: the organizer takes the room off the meeting (its reservation is
+    cancelled), then invites it again; the room accepts a new item of the same meeting, and the
+    platform must show the room booked again instead of free while Outlook holds it."""
+    with NotificationReceiver() as receiver:
+        w = make_sync_world(soak_emulator, storage_connection_string, receiver)
+        try:
+            b, person, room = w.booking, w.tenant.users[0].mail, w.booking.assets[0].mailbox
+            start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+
+            def outlook(method: str, *parts: str, body: dict | None = None) -> dict:
+                answer = w.meeting_call(method, person, *parts, body=body)
+                assert answer.status_code in (200, 201), answer.text
+                return answer.json()
+
+            def deliver() -> None:
+                w.collect()
+                assert all(w.handle(item) for item in w.pending)
+                w.pending.clear()
+
+            made = outlook("POST", body={"subject": "Planning", "start": start.isoformat(),
+                                         "end": (start + timedelta(minutes=30)).isoformat(), "rooms": [room]})["event"]
+            deliver()
+            outlook("DELETE", q(made["id"]), "rooms", q(room))
+            deliver()
+            assert [r.status for r in w.reservations()] == [CANCELLED]
+            outlook("POST", q(made["id"]), "rooms", body={"email": room})
+            deliver()
+
+            confirmed = [r for r in w.reservations() if r.status == CONFIRMED]
+            live = [e for e in w.room_view(room) if not e.get("isCancelled")]
+            assert [(r.ical_uid, r.start, r.room_event_id) for r in confirmed] == [
+                (e["iCalUId"], instant(e["start"]), e["id"]) for e in live]
+        finally:
+            w.close()
