@@ -66,9 +66,10 @@ check: setup
 reseal-secrets: setup
 	$(PY) -m sync.reseal
 
+# Runs every bench/ script and writes one report to bench/results/ (report-<date>.md and latest.md).
 bench: setup
 	$(PY) $(PIP_INSTALL) -r requirements-bench.txt
-	for script in bench/[a-z]*.py; do $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+	$(PY) -m bench.report $(BENCH_ARGS)
 
 # Rewrites requirements.txt (runtime, deployed), requirements-dev.txt and requirements-bench.txt
 # from their .in files, keeping every pin that still fits. LOCK_ARGS=--upgrade moves everything to

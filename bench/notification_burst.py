@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import random
 import resource
 import sys
@@ -113,10 +114,16 @@ def send_posts(url: str, bodies: list[bytes], senders: int, connection) -> None:
     origin = time.perf_counter()
     with ThreadPoolExecutor(max_workers=senders) as pool:
         results = list(pool.map(post, bodies))
-    connection.send([(began - origin, ms, status) for began, ms, status in results])
+    connection.send(([(began - origin, ms, status) for began, ms, status in results], time.process_time()))
 
 
-# ---- memory ------------------------------------------------------------------------------------------
+# ---- CPU and memory ------------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 class RssSampler:
     """Samples this process's resident set (VmRSS) until stopped; keeps the peak."""
@@ -264,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
             queue = room_context.publisher(room_context.NOTIFICATIONS_QUEUE)._client
             poison = room_context.publisher(room_context.NOTIFICATIONS_QUEUE + "-poison")._client
             baseline_kib = RssSampler.current_kib()
+            processes = {"host": os.getpid(), "emulator": emulator.pid, "Azurite": azurite.process.pid}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
             with RssSampler() as sampler:
                 began = time.perf_counter()
                 sender_end.send("go")
-                results = sender_end.recv()
+                results, sender_cpu = sender_end.recv()
                 posted = time.perf_counter() - began
                 print(f"posted in {posted:.1f} s; waiting for the workers", flush=True)
                 deadline = began + args.timeout
@@ -276,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     time.sleep(0.1)
                 drained = time.perf_counter() - began
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+            cpu["sender"] = sender_cpu
             sender.join(timeout=30)
             graph_requests = graph_request_total(details) - requests_before
 
@@ -311,18 +322,20 @@ def main(argv: list[str] | None = None) -> int:
             doubled = [e for e, n in by_event.items() if n > 1]
 
             p50, p95, p99 = (percentile(latencies, share) for share in (0.50, 0.95, 0.99))
-            throughput = processed_items / drained if drained else math.nan
+            throughput = len(items) / drained if drained else math.nan
             peak_mib = max(sampler.peak_kib, RssSampler.current_kib()) / 1024
             print(f"webhook answer: p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms  max {max(latencies):.1f} ms "
                   f"over {len(latencies)} posts ({args.senders} connections; Graph's budget {GRAPH_BUDGET_MS:.0f} ms)")
             print(f"intake: {len(items)} notifications in {posted:.1f} s ({len(items) / posted:.0f}/s)")
             print(f"drain: every notification processed {drained:.1f} s after the first post; "
-                  f"throughput {throughput:.1f} notifications/s")
+                  f"throughput {throughput:.1f} notifications/s ({processed_items / drained:.1f} queued items/s)")
             print(f"processed {processed_items} of {expected} queued items: {dict(decisions)}; "
                   f"Graph requests {graph_requests} ({graph_requests / max(1, processed_items):.2f} per item)")
             print(f"reservations: {sum(by_event.values())} for {len(events)} meetings ({len(missing)} missing, "
                   f"{len(doubled)} doubled, {others} others); queue left {left}, poison {poisoned}, "
                   f"dead letters {letters}")
+            print("CPU during the burst: " + ", ".join(f"{name} {value:.0f} s" for name, value in cpu.items())
+                  + f"; host {1000 * cpu['host'] / max(1, processed_items):.1f} ms per processed item")
             print(f"peak RSS of the host process (HTTP server, workers): {peak_mib:.0f} MiB during the burst "
                   f"(from {baseline_kib / 1024:.0f} MiB before it; ru_maxrss "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)", flush=True)
@@ -350,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
                             passed=p99 <= GRAPH_BUDGET_MS, note=budget_note)
             recorder.figure("time to drain", round(drained, 1), "s",
                             note=f"first post to {processed_items} items processed")
-            recorder.figure("throughput", round(throughput, 1), "notifications/s")
+            recorder.figure("throughput", round(throughput, 1), "notifications/s",
+                            note=f"{processed_items / drained:.1f} queued items/s")
+            recorder.figure("host CPU per processed item", round(1000 * cpu["host"] / max(1, processed_items), 1), "ms",
+                            note=", ".join(f"{name} {value:.0f} s" for name, value in cpu.items()) + " CPU in all")
             recorder.figure("Graph requests per processed item", round(graph_requests / max(1, processed_items), 2), "")
             recorder.figure("notifications lost", len(missing) + (expected - processed_items if
                                                                    processed_items < expected else 0), "",
