@@ -148,7 +148,7 @@ def format_value(value: Any, unit: str) -> str:
     elif isinstance(value, int):
         text = f"{value:,}"
     elif isinstance(value, float):
-        text = f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+        text = f"{value:,.2f}".rstrip("0").rstrip(".") or "0" if abs(value) < 1000 else f"{value:,.0f}"
     else:
         text = str(value)
     return f"{text} {unit}".strip() if unit else text
