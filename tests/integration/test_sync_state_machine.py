@@ -15,8 +15,14 @@ After `quiesce` (every notification delivered, queues dry, subscriptions renewed
 - each live item of a room's calendar (not cancelled, not declined) is exactly one confirmed
   reservation with its iCalUId and times, and each confirmed reservation is one such item;
 - each confirmed platform booking is exactly one meeting in its booker's calendar, tagged with
-  its id, at the times of the last change the platform accepted, and synced; a cancelled one has none; a declined one was declined by the
-  room (the product keeps the booking as `declined` instead of moving it: modelled so).
+  its id, at the times of the last change the platform accepted, and synced; a cancelled one has
+  none; a declined one was declined by the room (the product keeps such a booking as `declined`,
+  and declines the room copy of an Outlook meeting that clashes with a booking: both modelled
+  by comparing with what the room's calendar finally holds).
+Every example is a fresh tenant, integration and set of queues; after its last step the machine
+quiesces and checks the above. Changes go through the workers in process with the ids a
+notification carries; the notifications themselves are Graph's real POSTs, checked by
+sync/webhook.py. The tests after the machine replay, step by step, what it found.
 
 ROOMSYNC_SOAK_EXAMPLES raises the number of examples (`make soak`); ROOMSYNC_SOAK_STEPS the
 steps per example.
