@@ -13,8 +13,8 @@ what is due together), while the workers drain the queue.
 
 Prints: webhook answer time p50/p95/p99 (goal: p99 well inside Graph's 3-second budget), time
 from the first post until every accepted notification was processed, throughput, Graph requests
-per processed notification, and the peak resident memory of this process (host and workers;
-/proc sampled every 50 ms during the burst, and ru_maxrss).
+and host CPU time per processed item, CPU time of each process, and the peak resident memory of
+this process (host and workers; /proc sampled every 50 ms during the burst, and ru_maxrss).
 
 Checks, exit status 1 when one fails: every post answered 202; every accepted notification
 processed (one synclog row each); each meeting ends as exactly one confirmed reservation and
