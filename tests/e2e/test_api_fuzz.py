@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from tests.support.room_host import FUNCTION_KEY, KEY, start_room_host
+from tests.support.room_host import FUNCTION_KEY, KEY
 from tests.support.tenant_worlds import TenantWorld, build_tenant_world
 
 EXAMPLES = int(os.environ.get("ROOMSYNC_FUZZ_EXAMPLES", "6"))
@@ -36,11 +36,6 @@ EXAMPLES = int(os.environ.get("ROOMSYNC_FUZZ_EXAMPLES", "6"))
 DESTRUCTIVE = ("reservations_cancel", "deadletters_retry", "deadletters_discard", "assets_unsubscribe",
                "assets_delete", "integrations_delete")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,13 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import requests
 
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import connect, start_room_host
+from tests.support.room_host import connect
 
 USERS_AND_CALENDARS = {"User.Read.All", "Calendars.ReadWrite"}
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 def linked(host, graph_emulator, roles=None, rooms: int = 1):

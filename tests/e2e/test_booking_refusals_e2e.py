@@ -11,14 +11,9 @@ import requests
 
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import RoomWorld, connect, start_room_host
+from tests.support.room_host import RoomWorld, connect
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 @pytest.fixture

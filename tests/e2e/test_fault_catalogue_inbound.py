@@ -19,18 +19,12 @@ from functions import room_context, room_workers, webhooks
 from tests.support.calendar_client import q
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import connect, start_room_host
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
+from tests.support.room_host import connect, connect_new_tenant
 
 
 @pytest.fixture
 def world(host, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=2, rooms=2)
-    return connect(host, tenant, [room.email for room in tenant.rooms])
+    return connect_new_tenant(host, graph_emulator, users=2, rooms=2)
 
 
 def _control(server, method: str, path: str, **kwargs) -> requests.Response:

@@ -15,18 +15,12 @@ import requests
 from sync.booking_model import Organizer, Reservation
 from sync.store import Store, StorageLocation, table_service
 from sync.store.reservations_repo import ReservationsRepo, new_reservation_id
-from tests.support.emulator_fixture import new_tenant
-from tests.support.room_host import KEY, connect, start_room_host
+from tests.support.room_host import KEY, connect_new_tenant
 
 RESERVATION_KEYS = {"id", "integration_id", "asset_id", "start", "end", "time_zone", "subject", "organizer",
                     "origin", "status", "sync_status", "series_id", "occurrence_start", "private", "created_at",
                     "updated_at"}
 DOCUMENTED_EXTRAS = {"sync_reason"}  # why a booking was declined or could not be applied
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +30,7 @@ def repo(storage_connection_string) -> ReservationsRepo:
 
 @pytest.fixture
 def world(host, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=2, rooms=2)
-    return connect(host, tenant, [room.email for room in tenant.rooms])
+    return connect_new_tenant(host, graph_emulator, users=2, rooms=2)
 
 
 def at(text: str) -> datetime:

@@ -10,21 +10,14 @@ import pytest
 import requests
 
 from tests.support.calendar_client import q
-from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
 from functions import room_context
-from tests.support.room_host import KEY, connect, start_room_host
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
+from tests.support.room_host import KEY, connect_new_tenant
 
 
 @pytest.fixture
 def world(host, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=3, rooms=2)
-    return connect(host, tenant, [room.email for room in tenant.rooms])
+    return connect_new_tenant(host, graph_emulator, users=3, rooms=2)
 
 
 def _slot(days: int, hour: int, minutes: int = 60) -> tuple[str, str]:

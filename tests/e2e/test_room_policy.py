@@ -11,12 +11,7 @@ import requests
 
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import KEY, connect, start_room_host
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
+from tests.support.room_host import KEY, connect
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ import requests
 from functions import room_context
 from tests.support.emulator_fixture import new_tenant
 from tests.support.polling import wait_for
-from tests.support.room_host import KEY, connect, start_room_host
+from tests.support.room_host import KEY, connect
 
 GAP = timedelta(minutes=10)  # well past the two minutes of clock skew a fresh subscription allows
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 @pytest.fixture

@@ -8,19 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.support.calendar_client import q
-from tests.support.emulator_fixture import new_tenant
-from tests.support.room_host import connect, start_room_host
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
+from tests.support.room_host import connect_new_tenant
 
 
 @pytest.fixture
 def world(host, graph_emulator):
-    tenant = new_tenant(graph_emulator, users=1, rooms=1)
-    return connect(host, tenant, [room.email for room in tenant.rooms])
+    return connect_new_tenant(host, graph_emulator, users=1, rooms=1)
 
 
 def _z(moment: datetime) -> str:

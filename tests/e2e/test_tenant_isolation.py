@@ -21,16 +21,11 @@ from devtools.graph_emulator.subscription_model import locate
 from functions import room_context
 from tests.support.held_queues import AppWithout, queue_message
 from tests.support.polling import wait_for
-from tests.support.room_host import KEY, start_room_host
+from tests.support.room_host import KEY
 from tests.support.tenant_worlds import TenantWorld, build_tenant_world, utc_slot
 from tests.unit.test_openapi import http_routes
 
 REFUSED = (400, 403, 404, 409, 422)
-
-
-@pytest.fixture(scope="module")
-def host(graph_emulator, storage_connection_string):
-    yield from start_room_host(graph_emulator, storage_connection_string)
 
 
 @pytest.fixture(scope="module")

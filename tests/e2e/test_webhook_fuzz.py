@@ -23,7 +23,7 @@ from devtools.graph_emulator.subscription_model import locate
 from sync.room_events import valid_graph_id
 from tests.support.held_queues import HeldQueue, queue_message, start_host_without
 from tests.support.polling import wait_for
-from tests.support.room_host import KEY
+
 from tests.support.tenant_worlds import TenantWorld, build_tenant_world, utc_slot
 
 CHANGE_PATH = "microsoft_graph/notifications/notification_url"

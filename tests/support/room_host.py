@@ -18,7 +18,7 @@ from devtools.ports import free_port
 from functions import context
 from sync.settings import SETTING_NAMES
 from tests.support.calendar_client import CalendarClient
-from tests.support.emulator_fixture import EmulatorTenant
+from tests.support.emulator_fixture import EmulatorTenant, new_tenant
 from tests.support.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +129,9 @@ def connect(host: LocalHost, tenant: EmulatorTenant, rooms: list[str], **options
         assert subscribed.status_code == 201, subscribed.text
         assets[room] = {**made.json(), "subscription": subscribed.json()}
     return RoomWorld(host=host, tenant=tenant, integration_id=integration_id, assets=assets)
+
+
+def connect_new_tenant(host: LocalHost, graph_emulator, *, users: int, rooms: int) -> "RoomWorld":
+    """A fresh emulator tenant, connected through the API, with every room linked and subscribed."""
+    tenant = new_tenant(graph_emulator, users=users, rooms=rooms)
+    return connect(host, tenant, [room.email for room in tenant.rooms])
