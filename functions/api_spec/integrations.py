@@ -154,7 +154,9 @@ FRAGMENT = {
         "User": {
             "type": "object", "required": ["id", "integration_id", "email", "active"],
             "properties": {
-                "id": {"type": "string"}, "integration_id": {"type": "string"}, "email": {"type": "string"},
+                "id": {"type": "string"}, "integration_id": {"type": "string"},
+                # null when no address of the person lies in a proven domain, or another integration holds it
+                "email": {"type": ["string", "null"]},
                 "mail": {"type": ["string", "null"]}, "user_principal_name": {"type": ["string", "null"]},
                 "display_name": {"type": ["string", "null"]}, "given_name": {"type": ["string", "null"]},
                 "surname": {"type": ["string", "null"]}, "department": {"type": ["string", "null"]},
