@@ -37,7 +37,6 @@ from sync.store.synclog_repo import LogEntry, SyncLog
 log = logging.getLogger(__name__)
 
 MAX_PLAN_ROUNDS = 12
-PRIVATE_COPY = "\x00private"  # what _recover_subject finds when the organizer's copy is private
 DEFAULT_HORIZON_DAYS = 90
 
 
@@ -211,11 +210,12 @@ class InboundSync:
                     report.decisions.append(decision)
                     raise Deferred(decision.reason)
             if subject is None and event is not None and _needs_subject(event, linked, policy):
-                subject = self._recover_subject(client, event) or ""
-                if subject is PRIVATE_COPY:
+                subject, private = self._recover_subject(client, event)
+                subject = subject or ""
+                if private:
                     # The room dropped the private flag (Exchange's RemovePrivateProperty default);
                     # the organizer's copy still says so, and that is what we show.
-                    event, subject = replace(event, private=True), ""
+                    event = replace(event, private=True)
             ctx = Context(asset=asset, now=self.clock(), policy=policy, organizer=organizer,
                           organizer_active=active, importing=importing, subject=subject or None, gone=gone)
             decision = plan(event, linked, overlapping, ctx)
@@ -270,19 +270,19 @@ class InboundSync:
                 return owner
         return None
 
-    def _recover_subject(self, client: GraphClient, event: RoomEvent) -> str | None:
-        """The organizer's own subject for a room copy that shows the organizer's name instead;
-        PRIVATE_COPY when the organizer's copy is private (its subject is never taken)."""
+    def _recover_subject(self, client: GraphClient, event: RoomEvent) -> tuple[str | None, bool]:
+        """(the organizer's own subject, whether the organizer's copy is private) for a room copy
+        that shows the organizer's name instead; a private copy's subject is never taken."""
         try:
             copies = find_by_ical_uid(client, event.organizer_email, event.ical_uid)
         except (Forbidden, NotFound):
-            return None  # RBAC for Applications limits us to rooms, or the organizer is elsewhere
+            return None, False  # RBAC for Applications limits us to rooms, or the organizer is elsewhere
         for copy in copies:
             if isinstance(copy, dict) and isinstance(copy.get("subject"), str):
                 if copy.get("sensitivity") in ("private", "confidential"):
-                    return PRIVATE_COPY
-                return copy["subject"][:255]
-        return None
+                    return None, True
+                return copy["subject"][:255], False
+        return None, False
 
     def _decline(self, client: GraphClient, asset: Asset, event: RoomEvent, comment: str | None) -> None:
         try:
