@@ -7,9 +7,6 @@ sorts by (start, id) and hands out one page; the continuation is that page's las
 A window bounds the read; a person's whole history, unbounded, is read once per page."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
@@ -18,6 +15,7 @@ from sync import validation
 from sync.assets import AssetService, not_found
 from sync.store.reservations_repo import ReservationsRepo, asset_of, is_reservation_id
 from sync.store.synclog_repo import SyncLog
+from sync.store.users_repo import BadContinuation, encode_continuation, read_token
 from sync.validation import Problem
 
 LIST_PARAMETERS = frozenset({"asset_id", "integration_id", "from", "to", "day", "user", "page_size", "continuation"})
@@ -54,20 +52,18 @@ def _cursor(params: Mapping[str, str]) -> tuple[datetime, str] | None:
     if raw is None:
         return None
     try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
-        value = json.loads(text)
+        value = read_token(raw)
         after = datetime.fromisoformat(value["after_start"]).astimezone(timezone.utc)
         if not is_reservation_id(value["after_id"]) or set(value) != {"after_start", "after_id"}:
             raise ValueError
-    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError):
+    except (BadContinuation, ValueError, TypeError, KeyError, AttributeError):
         raise Problem(400, "invalid_continuation", "continuation: not a token this API handed out; start again "
                       "without it", field="continuation") from None
     return after, value["after_id"]
 
 
 def _token(last) -> str:
-    text = json.dumps({"after_start": last.start.isoformat(), "after_id": last.id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return encode_continuation({"after_start": last.start.isoformat(), "after_id": last.id})
 
 
 def _organizer(raw: str | None) -> dict[str, str]:

@@ -452,14 +452,18 @@ def encode_continuation(token: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
 
 
+def read_token(token: str) -> Any:
+    """The JSON value inside a token written by encode_continuation; its shape is the caller's check."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadContinuation("the continuation token is not valid") from None
+
+
 def decode_continuation(token: str | None) -> dict[str, str] | None:
     if token is None or token == "":
         return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadContinuation("the continuation token is not valid") from None
+    value = read_token(token)
     if (not isinstance(value, dict) or not value or set(value) - {"PartitionKey", "RowKey"}
             or not all(v is None or isinstance(v, str) for v in value.values())
             or not any(value.values())):
