@@ -159,8 +159,10 @@ def test_a_leavers_future_bookings_are_released_and_past_ones_kept(world):
     past = world.service.create(world.body(start=soon, person=1))
     future = world.service.create(world.body(start=soon + timedelta(days=3), person=1))
     colleague = world.service.create(world.body(start=soon + timedelta(days=3), person=0, asset=world.assets[1]))
-    series = world.service.create({**world.body(start=soon + timedelta(days=1), person=1, asset=world.assets[1]),
-                                   "recurrence": weekly((soon + timedelta(days=1)).date())})
+    series_start = soon + timedelta(days=1)
+    series_day = series_start.astimezone(ZoneInfo(world.assets[1].time_zone)).date()  # the asset's day, not UTC's
+    series = world.service.create({**world.body(start=series_start, person=1, asset=world.assets[1]),
+                                   "recurrence": weekly(series_day)})
     # a meeting the leaver organised in Outlook on our room, mirrored as an Outlook reservation
     meeting_start = soon + timedelta(days=5)
     made = world.cal.control_call("POST", leaver.mail, "meetings", body={
