@@ -13,11 +13,14 @@ Exchange delivers the request to every invited mailbox in the tenant:
   RemoveCanceledMeetings. Cancelled occurrences are mirrored the same way, one by one.
 Runs synchronously inside the organizer's request, after the organizer's own item is stored, so
 the organizer's POST/PATCH response still shows the room's status as "none" (the real
-assistant answers a moment later) and every later read is deterministic.
+assistant answers a moment later) and every later read is deterministic. A room's
+`answer_delay_seconds` (emulator clock) holds its answer back from the organizer's item for that
+long, as Exchange's asynchronous assistant does, so clients must not expect it on the next read.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import heapq
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
 from devtools.graph_emulator import booking_policy, event_ids
@@ -309,8 +312,34 @@ def _withdraw(svc: "CalendarService", tenant: Tenant, mailbox_id: str, copy_id: 
         svc.announce_changed(tenant, box, copy)
 
 
+def deliver_due_answers(svc: "CalendarService", tenant: Tenant) -> None:
+    """Makes the rooms' answers whose delay has passed visible (called before each mailbox request)."""
+    pending = calendars(tenant).pending_answers
+    now = svc.now()
+    while pending and pending[0][0] <= now:
+        heapq.heappop(pending)[2]()
+
+
 def _set_status(svc: "CalendarService", tenant: Tenant, box: MailboxCalendar, item: StoredEvent, address: str,
                 response: str, master: StoredEvent | None = None) -> None:
+    """The attendee's answer on the organizer's item: at once, or after a room's answer delay."""
+    room = tenant.find_room(address)
+    delay = room.settings.answer_delay_seconds if room is not None else 0
+    if delay <= 0:
+        _apply_status(svc, tenant, box, item, address, response, master)
+        return
+    def later() -> None:
+        root = master or item
+        if box.events.get(root.id) is root:  # not deleted meanwhile
+            _apply_status(svc, tenant, box, item, address, response, master)
+
+    store = calendars(tenant)
+    store.answers_scheduled += 1
+    heapq.heappush(store.pending_answers, (svc.now() + timedelta(seconds=delay), store.answers_scheduled, later))
+
+
+def _apply_status(svc: "CalendarService", tenant: Tenant, box: MailboxCalendar, item: StoredEvent, address: str,
+                  response: str, master: StoredEvent | None = None) -> None:
     for attendee in item.attendees:
         if attendee["emailAddress"]["address"].lower() == address.lower():
             if attendee["status"].get("response") != response:

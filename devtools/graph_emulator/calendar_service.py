@@ -72,6 +72,8 @@ class CalendarService:
         """`/users/{id | userPrincipalName | mail}`: unknown users are 404 ErrorInvalidUser;
         users without an Exchange Online mailbox, and soft-deleted ones, are 404
         MailboxNotEnabledForRESTAPI (its message names both cases)."""
+        with self.world.lock:
+            booking.deliver_due_answers(self, tenant)
         mailbox = self.mailbox_for_address(tenant, segment, require_mailbox=False)
         soft_deleted = mailbox is None and tenant.find_user(segment, include_deleted=True) is not None
         if mailbox is None and not soft_deleted:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterator
+from typing import Callable, Iterator
 
 from devtools.graph_emulator import event_ids
 from devtools.graph_emulator.event_model import StoredEvent, new_exception, occurrence_view
@@ -83,6 +83,9 @@ class Found:
 class CalendarStore:
     def __init__(self) -> None:
         self.mailboxes: dict[str, MailboxCalendar] = {}
+        # Rooms' answers not yet visible to the organizer: (due, order, apply), earliest first.
+        self.pending_answers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self.answers_scheduled = 0
 
     def mailbox(self, owner_id: str) -> MailboxCalendar:
         if owner_id not in self.mailboxes:

@@ -27,7 +27,7 @@ Other areas add their own `/_control/...` routes in their modules (`tenant_or_40
 | GET | /_control/tenants/<tenant>/rooms/<room> | -> room (place properties, timeZone, hiddenFromGal, settings, userId) |
 | PATCH | /_control/tenants/<tenant>/rooms/<room> | same fields as create (no alias/email), `"rotateId": true` gives the place a new id -> room |
 | POST | /_control/tenants/<tenant>/room-lists | `{"email", "displayName"?, "rooms": [room email]}` -> 201 room list (+ `rooms`); the same email again replaces the list |
-| PATCH | /_control/tenants/<tenant>/rooms/<room>/settings | calendar processing, any of snake_case, camelCase or Exchange names (`AutomateProcessing`, `AddOrganizerToSubject`, `DeleteSubject`, `DeleteComments`, `RemovePrivateProperty`, `AllowConflicts`, `AllowRecurringMeetings`, `BookingWindowInDays`, `MaximumDurationInMinutes`, `RemoveCanceledMeetings`) -> settings |
+| PATCH | /_control/tenants/<tenant>/rooms/<room>/settings | calendar processing, any of snake_case, camelCase or Exchange names (`AutomateProcessing`, `AddOrganizerToSubject`, `DeleteSubject`, `DeleteComments`, `RemovePrivateProperty`, `AllowConflicts`, `AllowRecurringMeetings`, `BookingWindowInDays`, `MaximumDurationInMinutes`, `RemoveCanceledMeetings`), plus the emulator's own `answer_delay_seconds` (how long the room's answer takes to reach the organizer) -> settings |
 | POST | /_control/tenants/<tenant>/delta/expire | -> 204; every users delta/skip token issued so far answers 410 |
 | GET | /_control/clock | -> `{"now"}` |
 | POST | /_control/clock | `{"advance_seconds": N}` or `{"set": "<ISO 8601>"}` -> `{"now"}` |
@@ -387,9 +387,13 @@ def _settings_changes(data: dict[str, Any]) -> dict[str, Any]:
         if name is None:
             raise bad(f"unknown calendar processing setting '{key}'; known: {sorted(_SETTING_NAMES.values())}")
         expected = type(getattr(RoomSettings(), name))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise bad(f"'{key}' must be a {expected.__name__}")
         changes[name] = value
+    if changes.get("answer_delay_seconds", 0.0) < 0:
+        raise bad("answer_delay_seconds must not be negative")
     if changes.get("automate_processing", "AutoAccept") not in ("AutoAccept", "AutoUpdate", "None"):
         raise bad("AutomateProcessing must be AutoAccept, AutoUpdate or None")
     return changes

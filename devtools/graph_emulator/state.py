@@ -92,6 +92,10 @@ class RoomSettings:
     enforce_scheduling_horizon: bool = True
     maximum_duration_in_minutes: int = 1440
     remove_canceled_meetings: bool = False
+    # Not a Set-CalendarProcessing parameter: how long the Resource Booking Assistant takes to
+    # answer. Exchange answers asynchronously (the organizer's create already returns "none");
+    # 0 makes the answer visible to the very next read, which keeps most tests deterministic.
+    answer_delay_seconds: float = 0.0
 
 
 @dataclass

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 
 from tests.support.calendar_client import CalendarClient, at, event_body, graph_time, q
 
@@ -68,6 +69,30 @@ def test_real_subject_body_and_privacy_when_the_room_keeps_them(cal, organizer, 
     assert copy["sensitivity"] == "private"
     cal.patch(organizer.mail, created["id"], {"subject": "Board meeting (final)"})
     assert cal.fetch(room.email, copy["id"])["subject"] == "Board meeting (final)"
+
+
+def test_a_room_with_an_answer_delay_tells_the_organizer_only_once_it_has_passed(cal, organizer, room):
+    """Exchange's Resource Booking Assistant answers a meeting request asynchronously (GRAPH.md
+    §4.7, Set-CalendarProcessing: the Calendar Attendant and Resource Booking Assistant process
+    requests), so a read right after the create may still show "none"; the emulator's
+    answer_delay_seconds holds both an acceptance and a decline back that long."""
+    cal.room_settings(room.email, answer_delay_seconds=60)
+    start = at(cal.day(3), 11)
+    first = book(cal, organizer, room, subject="First", start=start)
+    clash = book(cal, cal.tenant.users[1], room, subject="Clash", start=start)
+    assert room_status(cal.fetch(organizer.mail, first["id"]), room) == "none"
+    assert room_status(cal.fetch(cal.tenant.users[1].mail, clash["id"]), room) == "none"
+    moved = requests.post(f"{cal.tenant.base_url}/_control/clock", json={"advance_seconds": 61},
+                          verify=cal.tenant.ca_path, timeout=30)
+    assert moved.status_code == 200, moved.text
+    assert room_status(cal.fetch(organizer.mail, first["id"]), room) == "accepted"
+    assert room_status(cal.fetch(cal.tenant.users[1].mail, clash["id"]), room) == "declined"
+
+
+def test_a_negative_answer_delay_is_refused(cal, room):
+    url = f"{cal.tenant.base_url}/_control/tenants/{cal.tenant.tenant_id}/rooms/{q(room.email)}/settings"
+    answer = requests.patch(url, json={"answer_delay_seconds": -1}, verify=cal.tenant.ca_path, timeout=30)
+    assert answer.status_code == 400 and "answer_delay_seconds" in answer.text
 
 
 def test_conflicting_request_is_declined_without_a_copy(cal, organizer, room):
