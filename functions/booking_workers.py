@@ -56,7 +56,11 @@ def _bring_to_outlook(change: BookingChange) -> None:
                  report.created)
         return
     outcome = booking_context.outbound_worker().handle(change)
-    log.info("reservation %s: %s", change.reservation_id, outcome.decision)
+    if change.answer_ids:
+        log.info("rooms' answers for %d reservation(s): %s %s", len(change.answer_ids), outcome.decision,
+                 outcome.detail)
+    else:
+        log.info("reservation %s: %s", change.reservation_id, outcome.decision)
 
 
 @bp.function_name("leaver_releases_worker")

@@ -2,7 +2,9 @@
 
 `{"integration_id", "asset_id", "reservation_id", "attempt"?}` asks the outbound worker to bring
 one reservation's Outlook meeting in line with the reservation as stored; `{"series_id",
-"integration_id"}` asks it to fill a series up to its horizon. Any number of copies of a
+"integration_id"}` asks it to fill a series up to its horizon; `{"integration_id", "answers":
+[reservation ids], "attempt"?}` asks it to read the room's answer to those meetings (Exchange
+answers a moment after the create, so the answer is read again later). Any number of copies of a
 message, in any order, end in the same state: the worker reads the intent row and does what it
 says, or nothing when it is gone.
 """
@@ -17,6 +19,7 @@ from sync.store.reservations_repo import asset_of, is_reservation_id
 BOOKING_CHANGES_QUEUE = "booking-changes"
 LEAVER_RELEASES_QUEUE = "leaver-releases"
 MAX_DELAY_SECONDS = 7 * 24 * 3600 - 1  # Storage's longest visibility timeout
+MAX_ANSWERS = 20  # reservations per answers message: one $batch of reads
 
 
 class BadMessage(ValueError):
@@ -29,10 +32,11 @@ class BookingChange:
     reservation_id: str | None = None
     series_id: str | None = None
     attempt: int = 0
+    answer_ids: tuple[str, ...] = ()
 
     @property
     def asset_id(self) -> str:
-        return asset_of(self.reservation_id or self.series_id or "")
+        return asset_of(self.reservation_id or self.series_id or (self.answer_ids[0] if self.answer_ids else ""))
 
     def as_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"integration_id": self.integration_id}
@@ -40,6 +44,8 @@ class BookingChange:
             message.update(asset_id=self.asset_id, reservation_id=self.reservation_id)
         if self.series_id:
             message["series_id"] = self.series_id
+        if self.answer_ids:
+            message["answers"] = list(self.answer_ids)
         if self.attempt:
             message["attempt"] = self.attempt
         return message
@@ -52,16 +58,20 @@ class BookingChange:
         reservation_id, series_id = data.get("reservation_id"), data.get("series_id")
         if not isinstance(integration_id, str) or not integration_id:
             raise BadMessage("integration_id: required")
-        if (reservation_id is None) == (series_id is None):
-            raise BadMessage("exactly one of reservation_id and series_id is required")
+        answers = data.get("answers")
+        if sum(value is not None for value in (reservation_id, series_id, answers)) != 1:
+            raise BadMessage("exactly one of reservation_id, series_id and answers is required")
         for name, value in (("reservation_id", reservation_id), ("series_id", series_id)):
             if value is not None and not is_reservation_id(value):
                 raise BadMessage(f"{name}: not an id of ours")
+        if answers is not None and (not isinstance(answers, list) or not 1 <= len(answers) <= MAX_ANSWERS
+                                    or not all(is_reservation_id(value) for value in answers)):
+            raise BadMessage(f"answers: must be a list of 1 to {MAX_ANSWERS} reservation ids of ours")
         attempt = data.get("attempt", 0)
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
             raise BadMessage("attempt: must be a whole number")
         return cls(integration_id=integration_id, reservation_id=reservation_id, series_id=series_id,
-                   attempt=attempt)
+                   attempt=attempt, answer_ids=tuple(answers or ()))
 
 
 class BookingQueue:

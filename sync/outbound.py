@@ -10,6 +10,10 @@ attendee; Exchange then books the room (or declines). The worker
 - stores the event id and iCalUId on the reservation: the commit writes the `g!` and `k!` index
   rows, so the room copy's notification finds this reservation instead of booking a second one;
 - reads the room's answer: declined -> the reservation is `declined` with Exchange's reason.
+  Exchange's booking assistant answers a moment after the create, so an answer not there yet
+  is read again later (`answers` messages on booking-changes, one $batch of reads for up to 20
+  reservations, after 15 s, 1, 5 and 30 minutes); until then the reservation is synced and
+  says it is waiting for the room.
 
 One worker at a time per reservation: the intent row carries a short lease. Nothing here
 decides whether a booking is allowed; sync/reservations.py did that under the asset's lock.
@@ -32,12 +36,14 @@ from graph.events import (
 from graph.paths import segment
 from graph.timestamps import graph_time
 from sync.booking_model import CANCELLED, CONFIRMED, DECLINED, FAILED, SYNCED, Asset, Reservation
-from sync.booking_queue import BookingChange, BookingQueue
+from sync.booking_queue import MAX_ANSWERS, BookingChange, BookingQueue
 from sync.credentials import SecretUnreadable
 from sync.model import utc_now
 from sync.reservation_events import ReservationEventOutbox, event_for
 from sync.store.errors import ConflictError
-from sync.store.reservations_repo import Intent, ReservationsRepo, intent_key, intent_row_key, is_reservation_id
+from sync.store.reservations_repo import (
+    Intent, ReservationsRepo, asset_of, intent_key, intent_row_key, is_reservation_id,
+)
 from sync.store.synclog_repo import LogEntry, SyncLog
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,10 @@ ROOM_RELEASE_COMMENT = "This booking was cancelled in the booking platform."
 MAX_ATTEMPTS = 8
 AMBIGUOUS_RETRY_SECONDS = 5
 CONTEXT_TTL = timedelta(seconds=10)
+WAITING_FOR_ROOM = "waiting for the room's answer"
+# When the room's answer is read again (seconds after the previous look); Exchange's assistant
+# usually answers within seconds, the later looks cover a slow or backed-up one.
+ANSWER_CHECKS_SECONDS = (15.0, 60.0, 300.0, 1800.0)
 
 
 def transaction_id(reservation_id: str, seq: int) -> str:
@@ -116,6 +126,7 @@ class Applied:
     reason: str | None = None
     calls: int = 0
     decision: str = "noop"
+    awaiting: bool = False  # the room has not answered yet: read again later
 
 
 @dataclass
@@ -137,7 +148,8 @@ class OutboundWorker:
 
     def __init__(self, *, reservations: ReservationsRepo, assets, integrations, access, queue: BookingQueue,
                  events: ReservationEventOutbox, synclog: SyncLog,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 answer_checks: tuple[float, ...] = ANSWER_CHECKS_SECONDS) -> None:
         self.reservations = reservations
         self.assets = assets
         self.integrations = integrations
@@ -146,6 +158,7 @@ class OutboundWorker:
         self.events = events
         self.synclog = synclog
         self.clock = clock
+        self.answer_checks = answer_checks
         self._clients: dict[tuple, Any] = {}
         self._context_cache: dict[tuple, tuple] = {}
 
@@ -153,6 +166,8 @@ class OutboundWorker:
 
     def handle(self, change: BookingChange) -> Outcome:
         """Runs one message; re-queues it (hidden) when it must wait, never loses it."""
+        if change.answer_ids:
+            return self.check_answers(change.integration_id, change.answer_ids, attempt=change.attempt)
         try:
             outcome = self.sync(change.integration_id, change.asset_id, change.reservation_id, attempt=change.attempt)
         except Deferred as wait:
@@ -290,7 +305,7 @@ class OutboundWorker:
         elif answer in ("accepted", "organizer"):
             applied.sync_status, applied.reason = SYNCED, None
         else:
-            applied.sync_status, applied.reason = SYNCED, "the room has not answered yet"
+            applied.sync_status, applied.reason, applied.awaiting = SYNCED, WAITING_FOR_ROOM, True
 
     def _decline_reason(self, client, asset: Asset, reservation: Reservation, applied: Applied) -> str:
         """Exchange gives its reason only in a mail to the organizer; the room's own calendar
@@ -342,6 +357,8 @@ class OutboundWorker:
             raise ConflictError(ConflictError.MODIFIED, table="reservations")
         if not released:
             self.reservations.release_intent(intent, done=done)
+        if applied.awaiting and current is not None and not superseded:
+            self._ask_later(reservation.integration_id, [reservation.id], 0)
         self._flush(reservation.integration_id, reservation.asset_id)
         self.synclog.write(LogEntry(
             integration_id=reservation.integration_id, at=now, decision=f"outbound:{applied.decision}",
@@ -389,9 +406,10 @@ class OutboundWorker:
                  intents: dict[str, Intent]) -> "BatchReport":
         """Creates the meetings of freshly materialised occurrences (of any assets of one
         integration) with $batch: 20 per request, at most 4 in flight per mailbox (the client's
-        limiter), then reads the room's answers the same way and stores the results one
-        transaction per 15 reservations. Items that fail stay as intents for the sweeper (their
-        create may have happened: the worker then finds the event by its tag)."""
+        limiter), and stores the results one transaction per 15 reservations. The rooms answer
+        a moment later, so their answers are read by `answers` messages (20 per $batch), not
+        here. Items that fail stay as intents for the sweeper (their create may have happened:
+        the worker then finds the event by its tag)."""
         report = BatchReport()
         items = [r for r in reservations if r.is_confirmed and not r.organizer_event_id and r.organizer.email]
         if not items:
@@ -408,31 +426,97 @@ class OutboundWorker:
                 made.append((reservation, result.body))
             else:
                 report.left_for_sweeper += 1
-        reads = [BatchRequest("GET", f"/users/{segment(r.organizer.email)}/events/{segment(body['id'])}"
-                                     "?$select=attendees,iCalUId", headers=outlook_headers(), id=str(n + 1))
-                 for n, (r, body) in enumerate(made)]
-        answers = runner.run(reads) if reads else []
         report.batches = runner.batches_sent
         results: dict[tuple[str, str], list[tuple[Reservation, Applied]]] = {}
-        for (reservation, body), answer in zip(made, answers):
+        awaiting: list[str] = []
+        for reservation, body in made:
             applied = Applied(event_id=body["id"], ical_uid=body.get("iCalUId"), decision="created_in_batch")
-            if answer.ok and isinstance(answer.body, dict):
-                self._judge(client, answer.body, assets[reservation.asset_id], reservation, applied)
-            else:
-                applied.reason = "the room's answer could not be read yet"
+            self._judge(client, body, assets[reservation.asset_id], reservation, applied)
             results.setdefault((reservation.integration_id, reservation.asset_id), []).append((reservation, applied))
             report.created += 1
             report.declined += applied.status == DECLINED
+            if applied.awaiting:
+                awaiting.append(reservation.id)
         for (integration_id, asset_id), done in results.items():
             for start in range(0, len(done), 15):
                 self._finish_many(integration_id, asset_id, done[start:start + 15], intents)
             self._flush(integration_id, asset_id)
+        report.awaiting = len(awaiting)
+        self._ask_later(integration.id, awaiting, 0)
         return report
 
+    # ---- the rooms' answers, read again later -------------------------------------------------
+
+    def _ask_later(self, integration_id: str, reservation_ids: list[str], check: int) -> None:
+        """Queues `answers` messages for the `check`-th look (none after the last)."""
+        if check >= len(self.answer_checks):
+            return
+        for start in range(0, len(reservation_ids), MAX_ANSWERS):
+            self.queue.send(BookingChange(integration_id, answer_ids=tuple(reservation_ids[start:start + MAX_ANSWERS]),
+                                          attempt=check), self.answer_checks[check])
+
+    def check_answers(self, integration_id: str, reservation_ids: Iterable[str], *, attempt: int = 0) -> Outcome:
+        """Reads the room's answer for reservations stored as waiting for it, in one $batch.
+        Idempotent: only reservations still waiting, unchanged and with no newer change pending
+        are read and written (a newer change reads its own answer), so a repeated message finds
+        nothing left to do; a changed reservation is never overwritten with an older answer."""
+        now = self.clock()
+        waiting: list[Reservation] = []
+        for reservation_id in dict.fromkeys(reservation_ids):
+            reservation, intent, _ = self.reservations.with_intent(integration_id, asset_of(reservation_id),
+                                                                   reservation_id)
+            if (reservation is not None and intent is None and reservation.is_confirmed
+                    and reservation.organizer_event_id and reservation.organizer.email
+                    and reservation.sync_reason == WAITING_FOR_ROOM):
+                waiting.append(reservation)
+        if not waiting:
+            return Outcome("nothing_to_do")
+        integration = self.integrations.get(integration_id)
+        if integration is None or not integration.is_active:
+            return Outcome("parked")  # the reservations still say they wait; the next change reads again
+        client = self._client(integration)
+        reads = [BatchRequest("GET", f"/users/{segment(r.organizer.email)}/events/{segment(r.organizer_event_id)}"
+                                     "?$select=attendees,iCalUId", headers=outlook_headers(), id=str(n + 1))
+                 for n, r in enumerate(waiting)]
+        runner = BatchRunner(client)
+        try:
+            answers = runner.run(reads)
+        except (GraphError, TokenError, SecretUnreadable) as error:
+            log.warning("the rooms' answers could not be read (%s); looking again later", type(error).__name__)
+            self._ask_later(integration_id, [r.id for r in waiting], attempt + 1)
+            return Outcome("retry", graph_calls=runner.batches_sent)
+        answered: dict[str, list[tuple[Reservation, Applied]]] = {}
+        still: list[Reservation] = []
+        for reservation, answer in zip(waiting, answers):
+            _, asset = self._context(integration_id, reservation.asset_id, now)
+            if asset is None or answer.status == 404:
+                continue  # the asset or the organizer's meeting is gone: other paths handle that
+            applied = Applied(event_id=reservation.organizer_event_id, ical_uid=reservation.ical_uid,
+                              decision="answer_read", awaiting=True)
+            if answer.ok and isinstance(answer.body, dict):
+                applied.awaiting = False
+                self._judge(client, answer.body, asset, reservation, applied)
+            if not applied.awaiting:
+                answered.setdefault(reservation.asset_id, []).append((reservation, applied))
+            elif attempt + 1 >= len(self.answer_checks):
+                minutes = round(sum(self.answer_checks) / 60)
+                applied.reason, applied.decision = f"the room did not answer within {minutes} minutes", "answer_missing"
+                answered.setdefault(reservation.asset_id, []).append((reservation, applied))
+            else:
+                still.append(reservation)
+        for asset_id, done in answered.items():
+            self._finish_many(integration_id, asset_id, done, None, decision="outbound:answer_read")
+            self._flush(integration_id, asset_id)
+        self._ask_later(integration_id, [r.id for r in still], attempt + 1)
+        return Outcome("answers_read", graph_calls=runner.batches_sent,
+                       detail={"answered": sum(len(done) for done in answered.values()), "waiting": len(still)})
+
     def _finish_many(self, integration_id: str, asset_id: str, done: list[tuple[Reservation, Applied]],
-                     intents: dict[str, Intent]) -> None:
+                     intents: dict[str, Intent] | None, *, decision: str = "outbound:created_in_batch") -> None:
         """Stores several results in one transaction with their intents' deletion (each only
-        if no newer change came in: If-Match on the intent as read here)."""
+        if no newer change came in: If-Match on the intent as read here). Without `intents`
+        (an answer read later) a reservation is written only if it is still as it was read
+        and no change of it is pending."""
         now = self.clock()
         wanted = {r.id for r, _ in done}
         for _ in range(20):
@@ -446,8 +530,13 @@ class OutboundWorker:
                 if before is None:
                     continue
                 intent = pending.get(reservation.id)
-                fresh = intent is not None and intent.seq == intents[reservation.id].seq
-                changes: dict[str, Any] = {"organizer_event_id": applied.event_id, "ical_uid": applied.ical_uid}
+                if intents is None:
+                    if intent is not None or before.updated_at != reservation.updated_at:
+                        continue
+                    changes: dict[str, Any] = {}
+                else:
+                    changes = {"organizer_event_id": applied.event_id, "ical_uid": applied.ical_uid}
+                fresh = intent is not None and intents is not None and intent.seq == intents[reservation.id].seq
                 if fresh or intent is None:
                     changes.update(sync_status=applied.sync_status, sync_reason=applied.reason)
                     if applied.status == DECLINED and before.status == CONFIRMED:
@@ -466,7 +555,7 @@ class OutboundWorker:
             except ConflictError:
                 continue
         self.synclog.write(LogEntry(
-            integration_id=integration_id, at=now, decision="outbound:created_in_batch",
+            integration_id=integration_id, at=now, decision=decision,
             outcome=f"{sum(1 for _, a in done if a.status == DECLINED)} declined of {len(done)}", asset_id=asset_id,
             input={"reservations": sorted(wanted)}, graph_calls=0))
 
@@ -480,6 +569,7 @@ def _tagged(body: dict, reservation: Reservation, seq: int) -> dict:
 class BatchReport:
     created: int = 0
     declined: int = 0
+    awaiting: int = 0  # created, the room's answer to be read later
     left_for_sweeper: int = 0
     batches: int = 0
 

@@ -44,6 +44,7 @@ class FillReport:
     conflicts: int = 0
     created: int = 0
     declined: int = 0
+    awaiting: int = 0  # created; the room's answer is read later by an answers message
     left_for_sweeper: int = 0
     batches: int = 0
     failed: list[str] = field(default_factory=list)
@@ -108,6 +109,7 @@ class SeriesFiller:
                 continue
             report.created += batch.created
             report.declined += batch.declined
+            report.awaiting += batch.awaiting
             report.left_for_sweeper += batch.left_for_sweeper
             report.batches += batch.batches
         pushes.by_integration.clear()

@@ -115,10 +115,14 @@ def test_the_nightly_job_twice_creates_nothing_twice_and_catches_up_a_missed_nig
     total = due()
     assert total >= first_fill + 2
     assert len(world.booker_events()) == total
-    assert caught_up.created == total - first_fill and caught_up.batches == 2  # one create batch, one read batch
+    # one create batch; the rooms' answers were read by one answers message (one more batch) in drain()
+    assert caught_up.created == caught_up.awaiting == total - first_fill and caught_up.batches == 1
+    assert [h.detail["answered"] for h in world.handled if getattr(h, "decision", None) == "answers_read"][-1] \
+        == total - first_fill
     occurrences = world.reservations.of_series(world.integration_id, world.assets[0].id, series_id)
     assert len(occurrences) == len({o.id for o in occurrences}) == total
     assert len({o.organizer_event_id for o in occurrences}) == total
+    assert {o.sync_reason for o in occurrences} == {None}  # every room's answer was read
     series = world.series.get(world.integration_id, series_id)
     assert series.materialized_until >= world.clock() + timedelta(days=20)
 

@@ -93,6 +93,19 @@ def test_booking_change_messages_round_trip_and_refuse_nonsense():
         LeaverRelease.from_message({"integration_id": "i"})
 
 
+def test_answers_messages_round_trip_and_hold_one_batch_of_our_ids():
+    ids = tuple(f"{n:02d}" * 32 for n in range(20))
+    change = BookingChange("i", answer_ids=ids, attempt=3)
+    assert change.as_message() == {"integration_id": "i", "answers": list(ids), "attempt": 3}
+    assert BookingChange.from_message(change.as_message()) == change
+    for bad in ({"integration_id": "i", "answers": []}, {"integration_id": "i", "answers": "a" * 64},
+                {"integration_id": "i", "answers": list(ids) + ["a" * 64]},
+                {"integration_id": "i", "answers": ["../" + "a" * 61]},
+                {"integration_id": "i", "answers": ["a" * 64], "reservation_id": "a" * 64}):
+        with pytest.raises(BadMessage, match="answers|exactly one"):
+            BookingChange.from_message(bad)
+
+
 def test_booking_settings_have_defaults_and_one_line_errors():
     settings = load_booking_settings({})
     assert (settings.horizon_days, settings.max_occurrences, settings.sweep_schedule) == (90, 730, "0 */5 * * * *")
