@@ -19,6 +19,7 @@ import logging
 import azure.functions as func
 
 from functions import booking_context, context
+from functions.failures import remembers_failures
 from sync import logcontext
 from sync.booking_queue import BOOKING_CHANGES_QUEUE, LEAVER_RELEASES_QUEUE, BadMessage, BookingChange, LeaverRelease
 from sync.booking_settings import load_booking_settings
@@ -40,6 +41,7 @@ def _parse(message: func.QueueMessage, kind):
 
 @bp.function_name("booking_changes_worker")
 @bp.queue_trigger(arg_name="message", queue_name=BOOKING_CHANGES_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(BOOKING_CHANGES_QUEUE)
 def booking_changes_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         change = _parse(message, BookingChange)
@@ -65,6 +67,7 @@ def _bring_to_outlook(change: BookingChange) -> None:
 
 @bp.function_name("leaver_releases_worker")
 @bp.queue_trigger(arg_name="message", queue_name=LEAVER_RELEASES_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(LEAVER_RELEASES_QUEUE)
 def leaver_releases_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         release = _parse(message, LeaverRelease)

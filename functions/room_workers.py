@@ -5,8 +5,8 @@
 | queue graph-notifications | each item: re-read the room event and apply it (sync/inbound.py) |
 | queue graph-lifecycle | reauthorize / recreate + resync / resync (sync/subscriptions.py) |
 | queue calendar-resync | a calendarView delta round of one room (sync/resync.py) |
-| queue <each>-poison | copy the message to `deadletters` with its error |
-| timer SUBSCRIPTION_RENEWAL_SCHEDULE | renew subscriptions that are due; queue the scheduled resyncs |
+| queue <each>-poison | copy the message to `deadletters` with the last error noted for it (functions/failures.py) |
+| timer SUBSCRIPTION_RENEWAL_SCHEDULE | renew subscriptions that are due; queue the scheduled resyncs; forget day-old failure notes |
 
 Graph throttling (and a change that must wait for the platform's own meeting to be linked)
 puts the remaining work back on the queue, hidden for Retry-After, and completes the message:
@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+from datetime import timedelta
 
 import azure.functions as func
 
 from functions import room_context
+from functions.failures import remembers_failures
 from graph import Throttled
 from sync import logcontext
 from sync.inbound import Deferred
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 MAX_DEFERRALS = 20
+FAILURE_NOTES_KEPT = timedelta(days=1)  # a message that failed and then succeeded leaves a note this long
 POISONED_QUEUES = ("graph-notifications", "graph-lifecycle", "calendar-resync", "user-sync", "booking-changes",
                    "leaver-releases",
                    "integration-purge")
@@ -58,6 +61,7 @@ def _defer(queue: str, body: dict, seconds: float, why: str) -> None:
 
 @bp.function_name("room_change_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.NOTIFICATIONS_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(room_context.NOTIFICATIONS_QUEUE)
 def room_change_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         _apply_changes(message)
@@ -95,6 +99,7 @@ def _apply_items(message: func.QueueMessage, body: dict) -> None:
 
 @bp.function_name("room_lifecycle_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.LIFECYCLE_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(room_context.LIFECYCLE_QUEUE)
 def room_lifecycle_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         body = _json_message(message, "graph-lifecycle")
@@ -126,6 +131,7 @@ def _subscription_ids(item) -> dict[str, str | None]:
 
 @bp.function_name("calendar_resync_worker")
 @bp.queue_trigger(arg_name="message", queue_name=room_context.RESYNC_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(room_context.RESYNC_QUEUE)
 def calendar_resync_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         body = _json_message(message, "calendar-resync")
@@ -151,7 +157,9 @@ def _resync(message: func.QueueMessage, body: dict) -> None:
 def subscription_maintenance(timer: func.TimerRequest) -> None:
     counts = room_context.subscription_service().renew_due()
     queued = room_context.resync_schedule().queue_due()
-    log.info("subscriptions: %s; %d scheduled resync(s) queued", counts, queued)
+    forgotten = room_context.deadletters().forget_failures(utc_now() - FAILURE_NOTES_KEPT)
+    log.info("subscriptions: %s; %d scheduled resync(s) queued; %d old failure note(s) forgotten", counts, queued,
+             forgotten)
 
 
 def _json_or_none(text: str):
@@ -171,9 +179,11 @@ def _keep_dead_letter(queue: str):
         body = _json_or_none(text)
         with logcontext.bind(correlation_id=logcontext.correlation_of_message(body, message.id),
                              **logcontext.ids_of(body)):
-            letter = room_context.deadletters().keep(queue, message.id, text, "moved to the poison queue after "
-                                                     f"{message.dequeue_count} failed attempts", utc_now(),
-                                                     int(message.dequeue_count or 0))
+            letters = room_context.deadletters()
+            error = letters.take_failure(queue, text)
+            # (the poison copy is a new message: its dequeue count is not the failed attempts)
+            letter = letters.keep(queue, message.id, text, "moved to the poison queue after the host's retries; "
+                                  f"last error: {error or 'not recorded'}", utc_now(), int(message.dequeue_count or 0))
             log.error("dead letter from %s kept as %s", queue, letter.view()["id"])
     keep.__name__ = f"deadletter_{queue.replace('-', '_')}"
     return keep

@@ -16,6 +16,7 @@ import logging
 import azure.functions as func
 
 from functions import context
+from functions.failures import remembers_failures
 from sync.purge import PURGE_QUEUE, purge_request_from_message
 from sync import logcontext
 from sync.users import USER_SYNC_QUEUE, SyncRequest
@@ -27,6 +28,7 @@ bp = func.Blueprint()
 
 @bp.function_name("user_sync_worker")
 @bp.queue_trigger(arg_name="message", queue_name=USER_SYNC_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(USER_SYNC_QUEUE)
 def user_sync_worker(message: func.QueueMessage) -> None:
     try:
         request = SyncRequest.from_message(json.loads(message.get_body()))
@@ -41,6 +43,7 @@ def user_sync_worker(message: func.QueueMessage) -> None:
 
 @bp.function_name("integration_purge_worker")
 @bp.queue_trigger(arg_name="message", queue_name=PURGE_QUEUE, connection="AzureWebJobsStorage")
+@remembers_failures(PURGE_QUEUE)
 def integration_purge_worker(message: func.QueueMessage) -> None:
     with logcontext.bind(correlation_id=logcontext.correlation_of_message(None, message.id)):
         try:

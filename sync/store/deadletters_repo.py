@@ -1,9 +1,16 @@
 """The `deadletters` table: every message a queue gave up on, kept until an admin retries or
 discards it. Partition = the integration id the message names (or `queue!<name>` when it names
 none, or is unreadable); RowKey = the message id the queue gave it, so the copy made by a
-poison worker that runs twice for one message is written once."""
+poison worker that runs twice for one message is written once.
+
+The host moves a message to its poison queue without the error that made it fail, so each failed
+attempt's error is noted first, in partitions `failure!<queue>` keyed by a hash of the message
+text, and taken back when the message is kept as a dead letter. Failure notes are never dead
+letters: listing, reading and counting skip them; notes of messages that later succeeded are
+forgotten after a day."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,11 +18,13 @@ from typing import Any, Iterator, Mapping
 
 from sync.model import iso_utc
 from sync.store.catalog import Store
-from sync.store.keys import compose, encode_id
+from sync.store.keys import compose, encode_id, prefix_range
 from sync.store.tables import REPLACE, utc_moment
 
 TABLE = "deadletters"
 MAX_TEXT = 32 * 1024
+FAILURE = "failure"
+MAX_ERROR = 2000
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class DeadLettersRepo:
     def keep(self, queue: str, message_id: str, text: str, error: str, at: datetime, dequeue_count: int) -> DeadLetter:
         partition = integration_of(text) or compose("queue", encode_id(queue))
         letter = DeadLetter(partition=partition, id=encode_id(message_id), queue=queue, message=text[:MAX_TEXT],
-                            error=error[:2000], at=at, dequeue_count=dequeue_count)
+                            error=error[:MAX_ERROR], at=at, dequeue_count=dequeue_count)
         self.table.upsert({"PartitionKey": letter.partition, "RowKey": letter.id, "Queue": queue,
                            "Message": letter.message, "Error": letter.error, "At": at,
                            "DequeueCount": dequeue_count}, mode=REPLACE)
@@ -74,11 +83,12 @@ class DeadLettersRepo:
     def list(self, integration_id: str | None = None) -> Iterator[DeadLetter]:
         rows = self.table.query(partition=integration_id) if integration_id else self.table.query()
         for row in rows:
-            yield _letter(row)
+            if not _is_failure_note(row["PartitionKey"]):
+                yield _letter(row)
 
     def get(self, view_id: str) -> DeadLetter | None:
         partition, _, row_key = view_id.partition("~")
-        if not partition or not row_key:
+        if not partition or not row_key or _is_failure_note(partition):
             return None
         try:
             row = self.table.get(partition, row_key)
@@ -97,6 +107,38 @@ class DeadLettersRepo:
 
     def count(self, integration_id: str | None = None) -> int:
         return sum(1 for _ in self.list(integration_id))
+
+    # ---- the error of a failed attempt, until the message is kept or succeeds ----------------
+
+    def note_failure(self, queue: str, text: str, error: str, at: datetime) -> None:
+        self.table.upsert({"PartitionKey": compose(FAILURE, encode_id(queue)), "RowKey": _text_key(text),
+                           "Error": error[:MAX_ERROR], "At": at}, mode=REPLACE)
+
+    def take_failure(self, queue: str, text: str) -> str | None:
+        """The last error noted for this message text on this queue (and forgets it)."""
+        partition, row_key = compose(FAILURE, encode_id(queue)), _text_key(text)
+        row = self.table.get(partition, row_key)
+        if row is None:
+            return None
+        self.table.delete(partition, row_key)
+        return row.get("Error") or None
+
+    def forget_failures(self, before: datetime) -> int:
+        low, high = prefix_range(FAILURE)
+        rows = list(self.table.query("PartitionKey ge @low and PartitionKey lt @high and At lt @before",
+                                     {"low": low, "high": high, "before": before},
+                                     select=["PartitionKey", "RowKey"]))
+        for row in rows:
+            self.table.delete(row["PartitionKey"], row["RowKey"])
+        return len(rows)
+
+
+def _is_failure_note(partition: str) -> bool:
+    return partition.startswith(FAILURE + "!")
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
 
 
 def _letter(row: Mapping[str, Any]) -> DeadLetter:

@@ -67,6 +67,8 @@ def test_fault_handler_failing_every_attempt_is_poisoned_after_exactly_max_deque
 
     (letter,) = wait_for(lambda: _letters_with(marker), timeout=30, interval=0.2, what="the dead letter")
     assert letter.queue == QUEUE and letter.message == text
+    assert letter.error.startswith("moved to the poison queue after the host's retries; last error: ValueError: ")
+    assert "names no integration and asset" in letter.error
     said = _attempts(caplog, sent.id)
     failed = [line for line in said if "failed on message" in line]
     assert [line.split("(attempt ")[1].split(")")[0] for line in failed] == [f"{n} of 5" for n in range(1, 6)]
