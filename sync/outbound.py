@@ -473,7 +473,8 @@ class OutboundWorker:
             return Outcome("nothing_to_do")
         integration = self.integrations.get(integration_id)
         if integration is None or not integration.is_active:
-            return Outcome("parked")  # the reservations still say they wait; the next change reads again
+            self._ask_later(integration_id, [r.id for r in waiting], attempt + 1)  # it may be active again by then
+            return Outcome("parked")
         client = self._client(integration)
         reads = [BatchRequest("GET", f"/users/{segment(r.organizer.email)}/events/{segment(r.organizer_event_id)}"
                                      "?$select=attendees,iCalUId", headers=outlook_headers(), id=str(n + 1))
