@@ -7,8 +7,9 @@ planner (sync/planner.py) decides; this module reads what it needs, carries the 
 under the asset's lock (ETag on the lock row, re-planned on a conflict), publishes the change
 through the outbox and writes one synclog row per item.
 
-Graph calls per change: 1 read of the item, +1 when the subject is recovered from the
-organizer's copy, +1 to decline, +1 page of instances for a series (counted per run).
+Graph calls per change: 1 read of the item, +1 when the organizer's copy is read (to recover
+the subject, or to find a platform booking not linked yet: one read serves both), +1 to
+decline, +1 page of instances for a series (counted per run).
 Table work per change: the lock row, the index look-ups, one overlap query, one transaction,
 and one transaction clearing the outbox.
 """
@@ -196,6 +197,7 @@ class InboundSync:
         organizer, active = self._organizer(integration, event)
         subject = None
         policy = policy_of(integration)
+        copies: dict[tuple[str, str], list[dict]] = {}  # the organizer's copy, read at most once per change
         for attempt in range(MAX_PLAN_ROUNDS):
             lock_etag, version = self.reservations.lock(asset.integration_id, asset.id)
             linked = self.reservations.find(asset.integration_id, asset.id, room_event_id=event_id,
@@ -204,13 +206,13 @@ class InboundSync:
                            if event is not None else [])
             gone = linked is None and self.reservations.is_gone(asset.integration_id, asset.id, event_id)
             if linked is None and event is not None and not gone:
-                owner = self._platform_owner(client, asset, event)
+                owner = self._platform_owner(client, asset, event, copies)
                 if owner is not None:
                     decision = Decision(DEFER, f"the platform's own meeting for reservation {owner}, not yet linked")
                     report.decisions.append(decision)
                     raise Deferred(decision.reason)
             if subject is None and event is not None and _needs_subject(event, linked, policy):
-                subject, private = self._recover_subject(client, event)
+                subject, private = self._recover_subject(client, event, copies)
                 subject = subject or ""
                 if private:
                     # The room dropped the private flag (Exchange's RemovePrivateProperty default);
@@ -250,7 +252,23 @@ class InboundSync:
             return Organizer(email=event.organizer_email, user_id=None, name=event.organizer_name), False
         return Organizer(email=person.email, user_id=person.id, name=person.display_name), person.active
 
-    def _platform_owner(self, client: GraphClient, asset: Asset, event: RoomEvent) -> str | None:
+    def _organizer_copies(self, client: GraphClient, event: RoomEvent,
+                          memo: dict[tuple[str, str], list[dict]]) -> list[dict]:
+        """The organizer's copies of the meeting, with our tag expanded: one read serves both the
+        look for a platform booking and the subject."""
+        key = (event.organizer_email or "", event.ical_uid or "")
+        if not all(key):
+            return []
+        if key not in memo:
+            try:
+                found = find_by_ical_uid(client, key[0], key[1], tag=RESERVATION_TAG)
+            except (Forbidden, NotFound):
+                found = []  # RBAC for Applications limits us to rooms, or the organizer is elsewhere
+            memo[key] = [copy for copy in found if isinstance(copy, dict)]
+        return memo[key]
+
+    def _platform_owner(self, client: GraphClient, asset: Asset, event: RoomEvent,
+                        memo: dict[tuple[str, str], list[dict]]) -> str | None:
         """The platform reservation this room item belongs to when the outbound worker made the
         meeting but has not stored its ids yet (it died after Graph's create, or is still on it):
         the organizer's copy carries our tag. Without this, a booking moved before the worker
@@ -260,25 +278,18 @@ class InboundSync:
             return None
         if not self.reservations.intents_of(asset.integration_id, asset.id):
             return None
-        try:
-            copies = find_by_ical_uid(client, event.organizer_email, event.ical_uid, tag=RESERVATION_TAG)
-        except (Forbidden, NotFound):
-            return None
-        for copy in copies:
-            owner = platform_reservation_id(copy) if isinstance(copy, dict) else None
+        for copy in self._organizer_copies(client, event, memo):
+            owner = platform_reservation_id(copy)
             if owner and asset_of(owner) == asset.id and self.reservations.get(asset.integration_id, asset.id, owner):
                 return owner
         return None
 
-    def _recover_subject(self, client: GraphClient, event: RoomEvent) -> tuple[str | None, bool]:
+    def _recover_subject(self, client: GraphClient, event: RoomEvent,
+                         memo: dict[tuple[str, str], list[dict]]) -> tuple[str | None, bool]:
         """(the organizer's own subject, whether the organizer's copy is private) for a room copy
         that shows the organizer's name instead; a private copy's subject is never taken."""
-        try:
-            copies = find_by_ical_uid(client, event.organizer_email, event.ical_uid)
-        except (Forbidden, NotFound):
-            return None, False  # RBAC for Applications limits us to rooms, or the organizer is elsewhere
-        for copy in copies:
-            if isinstance(copy, dict) and isinstance(copy.get("subject"), str):
+        for copy in self._organizer_copies(client, event, memo):
+            if isinstance(copy.get("subject"), str):
                 if copy.get("sensitivity") in ("private", "confidential"):
                     return None, True
                 return copy["subject"][:255], False
