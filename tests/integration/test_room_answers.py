@@ -101,3 +101,15 @@ def test_a_look_never_overwrites_a_newer_change(world):
     assert _second_look(world, view["id"]).decision == "nothing_to_do"  # the pending change reads its own answer
     stored = world.reservation(view["id"])
     assert stored.sync_status == "pending" and stored.subject == "Moved on"
+
+
+def test_an_answers_message_naming_another_integration_reads_and_writes_nothing(world):
+    """Reservations are looked up in the partition of the integration the message names."""
+    view = world.service.create(world.body(start=_slot(world, 6)))
+    world.drain()
+    _let_the_room_answer(world)
+
+    stranger = BookingChange("00000000-0000-4000-8000-000000000000", answer_ids=(view["id"],), attempt=1)
+    assert world.worker.handle(stranger).decision == "nothing_to_do"
+    assert world.reservation(view["id"]).sync_reason == WAITING_FOR_ROOM
+    assert _second_look(world, view["id"]).detail == {"answered": 1, "waiting": 0}  # its own integration's look
