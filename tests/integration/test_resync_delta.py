@@ -10,12 +10,12 @@ from urllib.parse import quote
 import pytest
 
 from sync.booking_model import CONFIRMED
-from tests.support.sync_model_world import unheard_sync_world
+from tests.support.sync_model_world import sync_world
 
 
 @pytest.fixture
 def world(graph_emulator, storage_connection_string):
-    with unheard_sync_world(graph_emulator, storage_connection_string, users=2, rooms=1) as made:
+    with sync_world(graph_emulator, storage_connection_string, users=2, rooms=1) as made:
         yield made
 
 

@@ -46,7 +46,7 @@ from tests.support.calendar_client import q
 from tests.support.emulator_fixture import start_emulator
 from tests.support.notification_fixtures import Control
 from tests.support.receiver import NotificationReceiver
-from tests.support.sync_model_world import SyncWorld, instant, make_sync_world
+from tests.support.sync_model_world import SyncWorld, instant, make_sync_world, sync_world
 
 EXAMPLES = int(os.environ.get("ROOMSYNC_SOAK_EXAMPLES", "4"))
 STEPS = int(os.environ.get("ROOMSYNC_SOAK_STEPS", "12"))
@@ -552,39 +552,35 @@ def test_a_booking_moved_after_a_crash_is_not_booked_twice_through_its_own_old_m
     its ids, the booking moves, and the room copy's notification (old time, nothing linked to its
     iCalUId yet) must wait for the worker instead of becoming a second, Outlook-made reservation
     that then declines the booking's own meeting at its new time."""
-    with NotificationReceiver() as receiver:
-        w = make_sync_world(soak_emulator, storage_connection_string, receiver)
-        try:
-            b = w.booking
-            start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
-            view = b.service.create(b.body(start=start, minutes=60))
+    with sync_world(soak_emulator, storage_connection_string) as w:
+        b = w.booking
+        start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+        view = b.service.create(b.body(start=start, minutes=60))
 
-            def die(*args, **kwargs):
-                raise SystemError("the worker died after Graph's create")
+        def die(*args, **kwargs):
+            raise SystemError("the worker died after Graph's create")
 
-            b.worker._finish = die
-            with pytest.raises(SystemError):
-                b.run_queue_once()
-            del b.worker._finish
-            moved = start - timedelta(hours=2)
-            b.service.change(view["id"], {"start": moved.isoformat(), "end": (moved + timedelta(minutes=30)).isoformat()},
-                             None)
-            w.collect()
-            assert w.pending, "the room copy of the meeting made before the crash was notified"
-            assert [w.handle(item) for item in w.pending] == [False] * len(w.pending)  # deferred
-            assert [r.id for r in w.reservations()] == [view["id"]]
+        b.worker._finish = die
+        with pytest.raises(SystemError):
+            b.run_queue_once()
+        del b.worker._finish
+        moved = start - timedelta(hours=2)
+        b.service.change(view["id"], {"start": moved.isoformat(), "end": (moved + timedelta(minutes=30)).isoformat()},
+                         None)
+        w.collect()
+        assert w.pending, "the room copy of the meeting made before the crash was notified"
+        assert [w.handle(item) for item in w.pending] == [False] * len(w.pending)  # deferred
+        assert [r.id for r in w.reservations()] == [view["id"]]
 
-            w.advance()  # the dead worker's lease runs out
-            w.sweep()
-            b.drain()
-            w.collect()
-            assert all(w.handle(item) for item in w.pending)
-            (only,) = w.reservations()
-            assert (only.id, only.status, only.start, only.sync_status) == (view["id"], CONFIRMED, moved, SYNCED)
-            live = [e for e in w.room_view(b.assets[0].mailbox) if not e.get("isCancelled")]
-            assert [(e["iCalUId"], instant(e["start"])) for e in live] == [(only.ical_uid, moved)]
-        finally:
-            w.close()
+        w.advance()  # the dead worker's lease runs out
+        w.sweep()
+        b.drain()
+        w.collect()
+        assert all(w.handle(item) for item in w.pending)
+        (only,) = w.reservations()
+        assert (only.id, only.status, only.start, only.sync_status) == (view["id"], CONFIRMED, moved, SYNCED)
+        live = [e for e in w.room_view(b.assets[0].mailbox) if not e.get("isCancelled")]
+        assert [(e["iCalUId"], instant(e["start"])) for e in live] == [(only.ical_uid, moved)]
 
 
 def test_a_late_notification_of_the_old_meeting_does_not_undo_a_platform_move(soak_emulator,
@@ -593,65 +589,57 @@ def test_a_late_notification_of_the_old_meeting_does_not_undo_a_platform_move(so
     notification of the room copy (still at the old time: the worker has not pushed the move yet)
     arrives first. It must not move the reservation back, or the worker pushes the old time to
     Outlook and the booker's change is lost without a word."""
-    with NotificationReceiver() as receiver:
-        w = make_sync_world(soak_emulator, storage_connection_string, receiver)
-        try:
-            b = w.booking
-            start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
-            view = b.service.create(b.body(start=start, minutes=30))
-            b.drain()
-            w.collect()
-            assert w.pending, "the room copy of the new meeting was notified"
-            moved = start - timedelta(hours=2)
-            b.service.change(view["id"], {"start": moved.isoformat(), "end": (moved + timedelta(minutes=30)).isoformat()},
-                             None)
-            assert all(w.handle(item) for item in w.pending)
-            w.pending.clear()
-            assert b.reservation(view["id"]).start == moved
+    with sync_world(soak_emulator, storage_connection_string) as w:
+        b = w.booking
+        start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+        view = b.service.create(b.body(start=start, minutes=30))
+        b.drain()
+        w.collect()
+        assert w.pending, "the room copy of the new meeting was notified"
+        moved = start - timedelta(hours=2)
+        b.service.change(view["id"], {"start": moved.isoformat(), "end": (moved + timedelta(minutes=30)).isoformat()},
+                         None)
+        assert all(w.handle(item) for item in w.pending)
+        w.pending.clear()
+        assert b.reservation(view["id"]).start == moved
 
-            b.drain()
-            w.collect()
-            assert all(w.handle(item) for item in w.pending)
-            stored = b.reservation(view["id"])
-            assert (stored.start, stored.status, stored.sync_status) == (moved, CONFIRMED, SYNCED)
-            (meeting,) = [e for e in b.booker_events() if not e.get("isCancelled")]
-            assert instant(meeting["start"]) == moved
-        finally:
-            w.close()
+        b.drain()
+        w.collect()
+        assert all(w.handle(item) for item in w.pending)
+        stored = b.reservation(view["id"])
+        assert (stored.start, stored.status, stored.sync_status) == (moved, CONFIRMED, SYNCED)
+        (meeting,) = [e for e in b.booker_events() if not e.get("isCancelled")]
+        assert instant(meeting["start"]) == moved
 
 
 def test_a_room_invited_again_after_being_taken_off_is_booked_again(soak_emulator, storage_connection_string):
     """Found by the machine: the organizer takes the room off the meeting (its reservation is
     cancelled), then invites it again; the room accepts a new item of the same meeting, and the
     platform must show the room booked again instead of free while Outlook holds it."""
-    with NotificationReceiver() as receiver:
-        w = make_sync_world(soak_emulator, storage_connection_string, receiver)
-        try:
-            b, person, room = w.booking, w.tenant.users[0].mail, w.booking.assets[0].mailbox
-            start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+    with sync_world(soak_emulator, storage_connection_string) as w:
+        b, person, room = w.booking, w.tenant.users[0].mail, w.booking.assets[0].mailbox
+        start = (b.clock() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
 
-            def outlook(method: str, *parts: str, body: dict | None = None) -> dict:
-                answer = w.meeting_call(method, person, *parts, body=body)
-                assert answer.status_code in (200, 201), answer.text
-                return answer.json()
+        def outlook(method: str, *parts: str, body: dict | None = None) -> dict:
+            answer = w.meeting_call(method, person, *parts, body=body)
+            assert answer.status_code in (200, 201), answer.text
+            return answer.json()
 
-            def deliver() -> None:
-                w.collect()
-                assert all(w.handle(item) for item in w.pending)
-                w.pending.clear()
+        def deliver() -> None:
+            w.collect()
+            assert all(w.handle(item) for item in w.pending)
+            w.pending.clear()
 
-            made = outlook("POST", body={"subject": "Planning", "start": start.isoformat(),
-                                         "end": (start + timedelta(minutes=30)).isoformat(), "rooms": [room]})["event"]
-            deliver()
-            outlook("DELETE", q(made["id"]), "rooms", q(room))
-            deliver()
-            assert [r.status for r in w.reservations()] == [CANCELLED]
-            outlook("POST", q(made["id"]), "rooms", body={"email": room})
-            deliver()
+        made = outlook("POST", body={"subject": "Planning", "start": start.isoformat(),
+                                     "end": (start + timedelta(minutes=30)).isoformat(), "rooms": [room]})["event"]
+        deliver()
+        outlook("DELETE", q(made["id"]), "rooms", q(room))
+        deliver()
+        assert [r.status for r in w.reservations()] == [CANCELLED]
+        outlook("POST", q(made["id"]), "rooms", body={"email": room})
+        deliver()
 
-            confirmed = [r for r in w.reservations() if r.status == CONFIRMED]
-            live = [e for e in w.room_view(room) if not e.get("isCancelled")]
-            assert [(r.ical_uid, r.start, r.room_event_id) for r in confirmed] == [
-                (e["iCalUId"], instant(e["start"]), e["id"]) for e in live]
-        finally:
-            w.close()
+        confirmed = [r for r in w.reservations() if r.status == CONFIRMED]
+        live = [e for e in w.room_view(room) if not e.get("isCancelled")]
+        assert [(r.ical_uid, r.start, r.room_event_id) for r in confirmed] == [
+            (e["iCalUId"], instant(e["start"]), e["id"]) for e in live]

@@ -258,9 +258,10 @@ def instant(value: dict) -> datetime:
 
 
 @contextmanager
-def unheard_sync_world(server, connection_string: str, **sizes):
-    """A world whose Graph notifications land on a receiver nobody reads: only what a test runs
-    itself (a resync, a lifecycle event) reaches the workers."""
+def sync_world(server, connection_string: str, **sizes):
+    """A world with a notification receiver of its own: Graph's notifications reach the workers
+    only when the test collects and handles them (or never, when it runs a resync or a lifecycle
+    event itself instead)."""
     with NotificationReceiver() as receiver:
         made = make_sync_world(server, connection_string, receiver, **sizes)
         try:
